@@ -1,0 +1,70 @@
+"""Command line of t2d_monai, built with fire.
+
+Usage::
+
+    python -m t2d_monai                      # list the commands
+    python -m t2d_monai <command> --help     # arguments of one command
+    python -m t2d_monai synth --out data/synth --num_cases 8 --seed 0
+
+Each command lives in the module that owns its concept and is imported only when called,
+so that ``python -m t2d_monai synth`` does not pay for importing the networks.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Callable, Sequence
+
+import fire
+
+__all__ = ["COMMANDS", "main"]
+
+#: command name -> ("module:function", one-line summary)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("t2d_monai.data.synthetic:synth", "write a synthetic hepatic-vessel CT data set in the MSD Task08 layout"),
+    "threshold_baseline": (
+        "t2d_monai.data.threshold_baseline:threshold_baseline",
+        "Dice of the best single global HU threshold on a data set (how hard the data is)",
+    ),
+    "split": ("t2d_monai.data.datalist:split", "reproducible train/validation/test split of an MSD data set, saved as JSON"),
+    "preview": ("t2d_monai.visualize:preview", "preview PNG of a case: MIPs and slices with TP/FP/FN overlays"),
+    "network_benchmark": (
+        "t2d_monai.benchmarks.networks:network_benchmark",
+        "parameter counts and CPU forward time of DeepLabV3+, ESM and ESM+SSA",
+    ),
+    "inferer_benchmark": (
+        "t2d_monai.benchmarks.inferers:inferer_benchmark",
+        "thick-slice inferer (with/without f1 cache) against 3D sliding window and 2D slice inference",
+    ),
+    "demo": ("t2d_monai.demo:demo", "synthesise data, train, evaluate and infer with the hepatic_vessel bundle on CPU"),
+}
+
+
+def _load(spec: str) -> Callable:
+    module_name, function_name = spec.split(":")
+    return getattr(importlib.import_module(module_name), function_name)
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: python -m t2d_monai <command> [--help | arguments]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Dispatch ``argv`` (default: ``sys.argv[1:]``) to one command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return
+    name = argv[0]
+    if name not in COMMANDS:
+        print(f"unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
+        raise SystemExit(2)
+    fire.Fire(_load(COMMANDS[name][0]), command=argv[1:], name=f"python -m t2d_monai {name}")
+
+
+if __name__ == "__main__":
+    main()
