@@ -1,0 +1,14 @@
+"""Ignite/MONAI handlers for the bundles: atomic checkpoints, resuming, checkpoint signatures."""
+
+from __future__ import annotations
+
+from .checkpoint import AtomicCheckpointSaver, ResumeCheckpointLoader, save_atomically
+from .model_signature import CheckpointMismatchError, ModelSignature
+
+__all__ = [
+    "AtomicCheckpointSaver",
+    "CheckpointMismatchError",
+    "ModelSignature",
+    "ResumeCheckpointLoader",
+    "save_atomically",
+]

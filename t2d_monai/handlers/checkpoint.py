@@ -1,0 +1,151 @@
+"""Checkpoints that are never half-written, and resuming from them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from monai.handlers import CheckpointLoader
+
+__all__ = ["AtomicCheckpointSaver", "ResumeCheckpointLoader", "save_atomically"]
+
+
+def _unwrap(obj: Any) -> Any:
+    """The module inside a DataParallel/DistributedDataParallel wrapper, so keys have no ``module.`` prefix."""
+    if isinstance(obj, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
+        return obj.module
+    return obj
+
+
+def save_atomically(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: readers see old or new, never half.
+
+    The file gets the permissions a plain ``open()`` would give (``0o666`` minus the umask), unlike
+    ``tempfile``'s private ``0o600``, so a shared model folder stays readable.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class AtomicCheckpointSaver:
+    """Save ``save_dict`` (network, optimizer, trainer, ...) to fixed file names, atomically.
+
+    MONAI's :class:`~monai.handlers.CheckpointSaver` writes in place, so a run killed mid-write leaves a
+    truncated file. This handler writes through :func:`save_atomically` and keeps two kinds of file:
+
+    - ``latest_filename``: the whole training state, every ``save_interval`` epochs and at completion,
+      for resuming (:class:`ResumeCheckpointLoader`). Epoch boundaries only, so a resumed run restarts at
+      the beginning of an epoch, as ignite resumes best.
+    - ``key_metric_filename``: ``key_metric_dict`` (usually the signature and the network) whenever the
+      key metric of ``metric_engine`` improves (higher is better), e.g. ``model.pt`` for the model zoo.
+
+    Args:
+        save_dir: folder for both files (created).
+        save_dict: name -> object with ``state_dict()``; saved to ``latest_filename``.
+        latest_filename: file name of the resumable state; ``None`` disables it.
+        save_interval: epochs between saves of the resumable state.
+        key_metric_dict: name -> object saved when the key metric improves (default: ``save_dict``).
+        key_metric_filename: file name for the best model; ``None`` disables it.
+        metric_engine: the evaluator whose ``state.metrics[key_metric_name]`` is compared; attach this
+            handler to the trainer and pass the evaluator here.
+        key_metric_name: name of the metric; default: the evaluator's ``state.key_metric_name``.
+    """
+
+    def __init__(
+        self,
+        save_dir: str,
+        save_dict: Mapping[str, Any],
+        latest_filename: str | None = "checkpoint.pt",
+        save_interval: int = 1,
+        key_metric_dict: Mapping[str, Any] | None = None,
+        key_metric_filename: str | None = None,
+        metric_engine: Engine | None = None,
+        key_metric_name: str | None = None,
+    ) -> None:
+        if not save_dict:
+            raise ValueError("save_dict must name at least one object to save.")
+        if save_interval < 1:
+            raise ValueError(f"save_interval must be >= 1 epoch, got {save_interval}.")
+        if key_metric_filename is not None and metric_engine is None:
+            raise ValueError("key_metric_filename needs metric_engine (the evaluator whose metric decides).")
+        self.save_dir = save_dir
+        self.save_dict = dict(save_dict)
+        self.latest_filename = latest_filename
+        self.save_interval = save_interval
+        self.key_metric_dict = dict(key_metric_dict) if key_metric_dict is not None else self.save_dict
+        self.key_metric_filename = key_metric_filename
+        self.metric_engine = metric_engine
+        self.key_metric_name = key_metric_name
+        self.best_metric: float | None = None
+        self.logger = logging.getLogger(__name__)
+
+    @staticmethod
+    def _state(objects: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: _unwrap(obj).state_dict() for name, obj in objects.items()}
+
+    def attach(self, engine: Engine) -> None:
+        if self.latest_filename is not None:
+            engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.save_latest)
+            engine.add_event_handler(Events.COMPLETED, self.save_latest)
+        if self.key_metric_filename is not None and self.metric_engine is not None:
+            self.metric_engine.add_event_handler(Events.EPOCH_COMPLETED, self.save_if_best)
+
+    def save_latest(self, engine: Engine) -> None:
+        path = os.path.join(self.save_dir, self.latest_filename)
+        save_atomically(self._state(self.save_dict), path)
+        self.logger.info(f"saved resumable state at epoch {engine.state.epoch} to {path}")
+
+    def save_if_best(self, engine: Engine) -> None:
+        name = self.key_metric_name or getattr(engine.state, "key_metric_name", None)
+        if name is None or name not in engine.state.metrics:
+            return
+        value = float(engine.state.metrics[name])
+        if self.best_metric is not None and value <= self.best_metric:
+            return
+        self.best_metric = value
+        path = os.path.join(self.save_dir, self.key_metric_filename)
+        save_atomically(self._state(self.key_metric_dict), path)
+        self.logger.info(f"new best {name}={value:.4f}: saved {path}")
+
+
+class ResumeCheckpointLoader(CheckpointLoader):
+    """MONAI's :class:`~monai.handlers.CheckpointLoader` that is switched by a flag and tolerates a first run.
+
+    With ``enabled=False`` nothing happens (a fresh run). With ``enabled=True`` the state at ``load_path``
+    is restored when the trainer starts; if there is no file yet, a warning says so and training starts
+    from scratch, so the same ``--resume true`` command serves the first run and every restart.
+    """
+
+    def __init__(self, load_path: str, load_dict: dict, enabled: bool = True, **kwargs: Any) -> None:
+        super().__init__(load_path=load_path, load_dict=load_dict, **kwargs)
+        self.enabled = bool(enabled)
+
+    def attach(self, engine: Engine) -> None:
+        if self.enabled:
+            super().attach(engine)
+
+    def __call__(self, engine: Engine) -> None:
+        if not os.path.isfile(self.load_path):
+            self.logger.warning(f"resume requested but {self.load_path} does not exist yet: starting from scratch.")
+            return
+        super().__call__(engine)
+        self.logger.info(f"resumed at epoch {engine.state.epoch}, iteration {engine.state.iteration}")

@@ -1,0 +1,66 @@
+"""What a checkpoint was trained for (view, slab thickness, ...), checked before its weights are loaded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["ModelSignature", "CheckpointMismatchError"]
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint was trained for another view, slab thickness or architecture than the config asks for."""
+
+
+class ModelSignature:
+    """A small state-dict object saved beside the weights so that a checkpoint says what it was trained for.
+
+    Put it *first* in the ``save_dict`` of a checkpoint saver and in the ``load_dict`` of
+    :class:`monai.handlers.CheckpointLoader`: ignite loads objects in dict order, so a checkpoint for the
+    coronal view with 15-slice slabs fails with a message that names both settings, before the network
+    weights meet a size-mismatch error deep inside ``torch.nn.Module.load_state_dict``.
+
+    Args:
+        fields: the settings that must match, e.g. ``view="coronal", num_slices=15, backbone="resnet50"``.
+            Values must be plain JSON-like data (str, int, float, bool, None).
+
+    Example::
+
+        signature = ModelSignature(view="coronal", num_slices=15)
+        checkpoint = {"signature": signature.state_dict(), "model": net.state_dict()}
+        ModelSignature(view="axial", num_slices=15).load_state_dict(checkpoint["signature"])  # raises
+    """
+
+    def __init__(self, **fields: Any) -> None:
+        for name, value in fields.items():
+            if not isinstance(value, (str, int, float, bool, type(None))):
+                raise TypeError(f"ModelSignature field {name!r} must be str/int/float/bool/None, got {type(value)}.")
+        self.fields = dict(fields)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.fields)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> None:
+        """Check ``state_dict`` (the checkpoint's signature) against this one.
+
+        Raises:
+            CheckpointMismatchError: when a field differs; with ``strict``, also when one is missing.
+        """
+        problems = []
+        for name, wanted in self.fields.items():
+            if name not in state_dict:
+                if strict:
+                    problems.append(f"{name}: the config asks for {wanted!r}, the checkpoint does not record it")
+                continue
+            if state_dict[name] != wanted:
+                problems.append(f"{name}: the checkpoint was trained with {state_dict[name]!r}, the config asks for {wanted!r}")
+        if problems:
+            raise CheckpointMismatchError(
+                "checkpoint does not match the config:\n  - "
+                + "\n  - ".join(problems)
+                + "\nUse the checkpoint trained for these settings, or override the config to match the checkpoint "
+                "(for example --view or --num_slices)."
+            )
+
+    def __repr__(self) -> str:
+        return f"ModelSignature({', '.join(f'{k}={v!r}' for k, v in self.fields.items())})"

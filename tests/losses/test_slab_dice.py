@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.losses import DiceLoss
+
+from t2d_monai.losses import SlabDiceLoss
+
+
+def _hand_dice_loss(prob: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
+    """The paper's formula, one value per sample over the whole slab, then averaged."""
+    dims = tuple(range(1, prob.ndim))
+    inter = (prob * target).sum(dims)
+    denom = prob.sum(dims) + target.sum(dims)
+    return (1.0 - (2.0 * inter + smooth) / (denom + smooth)).mean()
+
+
+def test_matches_paper_formula_over_whole_slab():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 9, 7)
+    target = (torch.rand(2, 6, 9, 7) > 0.7).float()
+    target[:, 2] = 0  # an empty slice weighs nothing on its own
+    loss = SlabDiceLoss(sigmoid=True)(logits, target)
+    expected = _hand_dice_loss(torch.sigmoid(logits), target)
+    torch.testing.assert_close(loss, expected)
+    # a per-slice DiceLoss is a different objective: the slab loss must not silently be that one
+    per_slice = DiceLoss(sigmoid=True)(logits, target)
+    assert not torch.allclose(loss, per_slice)
+
+
+def test_multiclass_channels_are_regrouped_by_slice():
+    torch.manual_seed(1)
+    k, c = 3, 2
+    logits = torch.randn(1, k * c, 5, 5)
+    labels = torch.randint(0, c, (1, k, 5, 5))
+    loss = SlabDiceLoss(num_classes=c, softmax=True, to_onehot_y=True)(logits, labels)
+    # the same computed by hand: (N, C, k, H, W) softmax over classes
+    grouped = logits.reshape(1, k, c, 5, 5).transpose(1, 2)
+    expected = DiceLoss(softmax=True, to_onehot_y=True)(grouped, labels[:, None])
+    torch.testing.assert_close(loss, expected)
+
+
+def test_gradient_flows():
+    logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+    SlabDiceLoss(sigmoid=True)(logits, (torch.rand(2, 3, 8, 8) > 0.5).float()).backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+
+
+def test_ill_arg():
+    with pytest.raises(ValueError, match="num_classes"):
+        SlabDiceLoss(num_classes=0)
+    with pytest.raises(ValueError, match=r"\(N, k \* 2, H, W\)"):
+        SlabDiceLoss(num_classes=2, softmax=True)(torch.randn(1, 3, 4, 4), torch.zeros(1, 3, 4, 4))
