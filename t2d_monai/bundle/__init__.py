@@ -1,0 +1,15 @@
+"""Helpers that the bundle configs of this project call (paths, file names, early checks)."""
+
+from __future__ import annotations
+
+from .checks import check_checkpoint_exists, check_dataset_dir, list_images
+from .paths import VIEWS, bundle_root_from_argv, checkpoint_filename
+
+__all__ = [
+    "VIEWS",
+    "bundle_root_from_argv",
+    "check_checkpoint_exists",
+    "check_dataset_dir",
+    "checkpoint_filename",
+    "list_images",
+]

@@ -1,0 +1,90 @@
+"""Early, readable checks that bundle configs run in ``initialize``, before any engine starts."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+__all__ = ["IMAGE_SUFFIXES", "check_checkpoint_exists", "check_dataset_dir", "list_images"]
+
+IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+_HOW_TO_GET_DATA = (
+    "Point --dataset_dir at an MSD Task08_HepaticVessel folder (download it from http://medicaldecathlon.com), "
+    "or make a synthetic one with: python -m t2d_monai synth --out DIR"
+)
+
+
+def _is_image(path: str) -> bool:
+    name = os.path.basename(path)
+    return not name.startswith(".") and name.endswith(IMAGE_SUFFIXES)
+
+
+def check_dataset_dir(dataset_dir: str) -> str:
+    """Raise a clear error unless ``dataset_dir`` is a folder with an MSD ``dataset.json`` or images in it.
+
+    Returns:
+        ``dataset_dir``, so the check can sit inside a config expression.
+
+    Raises:
+        FileNotFoundError: the folder does not exist, or holds neither ``dataset.json`` nor any image.
+    """
+    if not os.path.isdir(dataset_dir):
+        raise FileNotFoundError(f"dataset_dir {dataset_dir!r} does not exist or is not a folder. {_HOW_TO_GET_DATA}")
+    if os.path.isfile(os.path.join(dataset_dir, "dataset.json")):
+        return dataset_dir
+    images = [p for p in glob.glob(os.path.join(dataset_dir, "**", "*"), recursive=True) if _is_image(p)]
+    if not images:
+        raise FileNotFoundError(
+            f"dataset_dir {dataset_dir!r} has no dataset.json and no images ({', '.join(IMAGE_SUFFIXES)}). "
+            + _HOW_TO_GET_DATA
+        )
+    return dataset_dir
+
+
+def check_checkpoint_exists(ckpt_file: str) -> str:
+    """Raise a clear error when the checkpoint an evaluation or inference config needs is missing.
+
+    Raises:
+        FileNotFoundError: naming the file and the command that trains it.
+    """
+    if not os.path.isfile(ckpt_file):
+        raise FileNotFoundError(
+            f"no trained model at {ckpt_file!r}. Train one first (python -m monai.bundle run training "
+            "--config_file <bundle>/configs/train.json --dataset_dir DIR [--view VIEW]), or override ckpt_file "
+            "with the path of a trained checkpoint. A network with random weights is never used for inference."
+        )
+    return ckpt_file
+
+
+def list_images(source: str) -> list[dict[str, str]]:
+    """Images to run inference on, as ``[{"image": path}, ...]`` in a stable order.
+
+    ``source`` may be an image file, an MSD folder (its ``dataset.json`` ``test`` list, or ``imagesTs/``),
+    or any folder of images (searched recursively; ``labelsTr``/``labelsTs`` are skipped).
+
+    Raises:
+        FileNotFoundError: when ``source`` does not exist or no image is found.
+    """
+    if os.path.isfile(source):
+        if not _is_image(source):
+            raise FileNotFoundError(f"{source!r} is not an image file ({', '.join(IMAGE_SUFFIXES)}).")
+        return [{"image": os.path.abspath(source)}]
+    if not os.path.isdir(source):
+        raise FileNotFoundError(f"{source!r} does not exist. {_HOW_TO_GET_DATA}")
+    manifest = os.path.join(source, "dataset.json")
+    if os.path.isfile(manifest):
+        with open(manifest) as f:
+            test = json.load(f).get("test", [])
+        paths = [os.path.normpath(os.path.join(source, t if isinstance(t, str) else t["image"])) for t in test]
+        if paths:
+            return [{"image": p} for p in paths]
+    search_root = os.path.join(source, "imagesTs") if os.path.isdir(os.path.join(source, "imagesTs")) else source
+    paths = sorted(
+        p
+        for p in glob.glob(os.path.join(search_root, "**", "*"), recursive=True)
+        if _is_image(p) and not any(part.startswith("labels") for part in os.path.relpath(p, source).split(os.sep))
+    )
+    if not paths:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {source!r}.")
+    return [{"image": p} for p in paths]
