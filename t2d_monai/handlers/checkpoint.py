@@ -149,3 +149,53 @@ class ResumeCheckpointLoader(CheckpointLoader):
             return
         super().__call__(engine)
         self.logger.info(f"resumed at epoch {engine.state.epoch}, iteration {engine.state.iteration}")
+
+
+class ViewCheckpointsLoader:
+    """Load one checkpoint per view into an ``nn.ModuleDict`` of view models, checking each one's signature.
+
+    The checkpoint of view ``v`` is ``<ckpt_dir>/<checkpoint_filename(v)>`` (``model.pt`` for coronal,
+    ``model_axial.pt``, ``model_sagittal.pt``), as written by training with ``--view v``. Each must carry a
+    :class:`~t2d_monai.handlers.ModelSignature` equal to ``signature_fields`` plus ``view=v``.
+
+    Args:
+        ckpt_dir: folder of the checkpoints.
+        networks: view name -> model (e.g. ``nn.ModuleDict``).
+        signature_fields: settings every view model must have been trained with (``num_slices``, ...).
+        map_location: passed to ``torch.load``.
+
+    Raises:
+        FileNotFoundError: at construction, listing every missing view checkpoint and how to train it.
+    """
+
+    def __init__(
+        self,
+        ckpt_dir: str,
+        networks: Mapping[str, torch.nn.Module],
+        signature_fields: Mapping[str, Any] | None = None,
+        map_location: Any = None,
+    ) -> None:
+        from t2d_monai.bundle.paths import checkpoint_filename
+        from t2d_monai.handlers.model_signature import ModelSignature
+
+        self.paths = {view: os.path.join(ckpt_dir, checkpoint_filename(view)) for view in networks}
+        missing = [f"{view}: {path}" for view, path in self.paths.items() if not os.path.isfile(path)]
+        if missing:
+            raise FileNotFoundError(
+                "three-view inference needs a trained model for every view; missing:\n  "
+                + "\n  ".join(missing)
+                + "\nTrain each with: python -m monai.bundle run training --config_file <bundle>/configs/train.json "
+                "--dataset_dir DIR --view VIEW"
+            )
+        self.loaders = [
+            CheckpointLoader(
+                load_path=self.paths[view],
+                load_dict={"signature": ModelSignature(**dict(signature_fields or {}), view=view), "model": net},
+                map_location=map_location,
+            )
+            for view, net in networks.items()
+        ]
+
+    def attach(self, engine: Engine) -> None:
+        for loader in self.loaders:
+            loader.attach(engine)
