@@ -68,7 +68,9 @@ class SliceSensitiveAttention(nn.Module):
         q = self.query(F.adaptive_avg_pool2d(o, size)).reshape(n, c, -1)
         k = self.key(F.adaptive_avg_pool2d(u, size)).reshape(n, c, -1)
         affinity = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * self.scale, dim=-1)  # (N, C, C)
-        y = torch.bmm(affinity, self.value(u).reshape(n, c, h * w)).reshape(n, c, h, w)
+        # A g(U) with g a bias-free 1x1 conv W: computed as (A W) U, one C x C x HW product per group
+        mixing = torch.matmul(affinity, self.value.weight.reshape(c, c))
+        y = torch.bmm(mixing, u.reshape(n, c, h * w)).reshape(n, c, h, w)
         return u + self.norm(y)
 
 
