@@ -31,7 +31,11 @@ def test_adapt_input_conv(in_channels):
 
 
 def test_adapt_state_dict_is_pure():
-    sd = {"module.conv1.weight": torch.randn(4, 3, 7, 7), "module.fc.weight": torch.randn(2, 4), "bn1.bias": torch.zeros(4)}
+    sd = {
+        "module.conv1.weight": torch.randn(4, 3, 7, 7),
+        "module.fc.weight": torch.randn(2, 4),
+        "bn1.bias": torch.zeros(4),
+    }
     before = {k: v.clone() for k, v in sd.items()}
     out = adapt_resnet_state_dict(sd, 1)
     assert set(out) == {"conv1.weight", "bn1.bias"} and out["conv1.weight"].shape == (4, 1, 7, 7)

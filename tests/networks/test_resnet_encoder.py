@@ -25,7 +25,8 @@ def test_shapes(backbone, stride, channels):
     assert high.shape[1] == channels[1]
     expected = (math.ceil(33 / stride), math.ceil(47 / stride))
     assert tuple(high.shape[2:]) == expected
-    torch.testing.assert_close(enc.forward_f2(enc.forward_f1(torch.ones(1, 2, 33, 47))), enc(torch.ones(1, 2, 33, 47))[1])
+    x = torch.ones(1, 2, 33, 47)
+    torch.testing.assert_close(enc.forward_f2(enc.forward_f1(x)), enc(x)[1])
 
 
 def test_resnet50_dilation_and_names():

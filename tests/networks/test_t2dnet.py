@@ -157,3 +157,15 @@ def test_ill_arg():
         net.encode_group(torch.randn(1, 2, 16, 16))
     with pytest.raises(RuntimeError, match="fusion='esm'"):
         _net(6, "early", None).encode_group(torch.randn(1, 6, 16, 16))
+
+
+def test_pretrained_initialises_shared_f1(tmp_path):
+    torch.manual_seed(1)
+    sd = {k: v for k, v in T2DNet(3, fusion="early", attention=None, **SMALL).encoder.state_dict().items()}
+    sd["fc.weight"], sd["fc.bias"] = torch.randn(10, 512), torch.randn(10)
+    torch.save(sd, tmp_path / "resnet18.pth")
+    esm = _net(12, "esm", "ssa", pretrained=str(tmp_path / "resnet18.pth"))
+    torch.testing.assert_close(esm.encoder.conv1.weight, sd["conv1.weight"])  # 3-slice groups keep the RGB kernel
+    torch.testing.assert_close(esm.encoder.layer3[0].conv1.weight, sd["layer3.0.conv1.weight"])
+    early = _net(12, "early", None, pretrained=str(tmp_path / "resnet18.pth"))
+    assert early.encoder.conv1.weight.shape == (64, 12, 7, 7)

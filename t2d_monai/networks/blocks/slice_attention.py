@@ -50,7 +50,9 @@ class SliceSensitiveAttention(nn.Module):
         torch.Size([2, 256, 9, 12])
     """
 
-    def __init__(self, group_channels: int, channels: int, pool_size: int = 32, norm: str | tuple = "switchable") -> None:
+    def __init__(
+        self, group_channels: int, channels: int, pool_size: int = 32, norm: str | tuple = "switchable"
+    ) -> None:
         super().__init__()
         if int(pool_size) < 1:
             raise ValueError(f"pool_size must be >= 1, got {pool_size!r}.")

@@ -55,7 +55,13 @@ class DeepLabV3PlusDecoder(nn.Module):
         if aspp:
             aspp_width = channels // 4
             self.aspp: nn.Module = SimpleASPP(
-                2, high_channels, aspp_width, kernel_sizes=(1, 3, 3, 3), dilations=(1, 6, 12, 18), norm_type=norm, acti_type="relu"
+                2,
+                high_channels,
+                aspp_width,
+                kernel_sizes=(1, 3, 3, 3),
+                dilations=(1, 6, 12, 18),
+                norm_type=norm,
+                acti_type="relu",
             )
             high_channels = 4 * aspp_width
         else:

@@ -25,7 +25,11 @@ RESNET_BACKBONES: dict[str, dict[str, Any]] = {
 }
 
 #: output stride -> which of layer2/3/4 replace their stride by dilation (as torchvision/DeepLab)
-_DILATE: dict[int, tuple[bool, bool, bool]] = {32: (False, False, False), 16: (False, False, True), 8: (False, True, True)}
+_DILATE: dict[int, tuple[bool, bool, bool]] = {
+    32: (False, False, False),
+    16: (False, False, True),
+    8: (False, True, True),
+}
 
 
 def _conv3x3(in_planes: int, out_planes: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -171,7 +175,12 @@ class ResNetEncoder(nn.Module):
             load_resnet_state_dict(self, pretrained, in_channels)
 
     def _make_layer(
-        self, block: type[BasicBlock] | type[Bottleneck], planes: int, blocks: int, stride: int = 1, dilate: bool = False
+        self,
+        block: type[BasicBlock] | type[Bottleneck],
+        planes: int,
+        blocks: int,
+        stride: int = 1,
+        dilate: bool = False,
     ) -> nn.Sequential:
         previous_dilation = self._dilation
         if dilate:
