@@ -1,0 +1,30 @@
+"""Networks of the thickened 2D method: T2DNet, DeepLabV3+, the dilated ResNet encoder, SwitchNorm2d.
+
+Importing this package registers ``"switchable"`` in MONAI's ``Norm`` factory.
+"""
+
+from __future__ import annotations
+
+from .blocks import ConcatSliceFusion, DotSliceFusion, SliceSensitiveAttention
+from .layers import SwitchNorm, SwitchNorm1d, SwitchNorm2d, SwitchNorm3d
+from .nets import RESNET_BACKBONES, DeepLabV3Plus, DeepLabV3PlusDecoder, ResNetEncoder, T2DNet, group_starts
+from .pretrained import adapt_input_conv, adapt_resnet_state_dict, load_resnet_state_dict
+
+__all__ = [
+    "T2DNet",
+    "DeepLabV3Plus",
+    "DeepLabV3PlusDecoder",
+    "ResNetEncoder",
+    "RESNET_BACKBONES",
+    "group_starts",
+    "SwitchNorm",
+    "SwitchNorm1d",
+    "SwitchNorm2d",
+    "SwitchNorm3d",
+    "SliceSensitiveAttention",
+    "ConcatSliceFusion",
+    "DotSliceFusion",
+    "adapt_input_conv",
+    "adapt_resnet_state_dict",
+    "load_resnet_state_dict",
+]

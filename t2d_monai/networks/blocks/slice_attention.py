@@ -1,0 +1,136 @@
+"""Ways to bring one mini-group's pre-fusion feature O_g back into the fused decoder feature U
+(Yu et al. 2019, Table 3): slice-sensitive attention (SSA), concatenation, element-wise product."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from monai.networks.layers.utils import get_norm_layer
+from monai.utils import look_up_option
+from torch import nn
+
+from t2d_monai.networks.layers import switch_norm as _switch_norm  # noqa: F401  registers "switchable"
+
+__all__ = ["SliceSensitiveAttention", "ConcatSliceFusion", "DotSliceFusion", "SLICE_FUSION_BLOCKS", "make_slice_fusion"]
+
+
+def _conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 1, bias=False)
+
+
+class SliceSensitiveAttention(nn.Module):
+    """
+    Slice-Sensitive Attention of Yu et al. 2019 (https://arxiv.org/abs/1904.01150, Sec. 3.3.2, 4.2.1):
+    a channel-wise non-local block (C x C affinity instead of HW x HW) between one mini-group's
+    pre-fusion feature ``O_g`` and the fused decoder feature ``U``.
+
+    The paper gives no code; this is our reading (see docs/networks.md):
+
+    - pre-processing: both inputs adaptively average-pooled to ``pool_size`` (32x32) and passed through
+      a 1x1 convolution to ``channels``: ``q = θ(pool(O_g))``, ``k = φ(pool(U))``, each ``(N, C, P)`` with
+      ``P = pool_size**2``;
+    - affinity: ``A = softmax(q kᵀ / sqrt(P))`` of shape ``(N, C, C)``, the softmax over U's channels
+      (the normalisation ``Z(x)`` of the paper's ``y_p = 1/Z(x) Σ_q f(x_p, x_q) g(x_q)``);
+    - value: ``g(U)``, a 1x1 convolution of ``U`` at full resolution, so ``y = A g(U)`` is ``(N, C, h, w)``;
+    - output: ``U + norm(y)`` with switchable normalization (the paper's "switchable normalization at the
+      output"), a residual onto ``U`` as in non-local blocks.
+
+    Args:
+        group_channels: channels of ``O_g`` (the f1 output).
+        channels: channels of ``U`` (the decoder width).
+        pool_size: side of the adaptive average pooling. Defaults to 32.
+        norm: MONAI norm for the output. Defaults to ``"switchable"``.
+
+    Example::
+
+        >>> ssa = SliceSensitiveAttention(64, 256)
+        >>> ssa(torch.randn(2, 256, 9, 12), torch.randn(2, 64, 9, 12)).shape
+        torch.Size([2, 256, 9, 12])
+    """
+
+    def __init__(
+        self, group_channels: int, channels: int, pool_size: int = 32, norm: str | tuple = "switchable"
+    ) -> None:
+        super().__init__()
+        if int(pool_size) < 1:
+            raise ValueError(f"pool_size must be >= 1, got {pool_size!r}.")
+        self.pool_size = int(pool_size)
+        self.query = _conv1x1(group_channels, channels)
+        self.key = _conv1x1(channels, channels)
+        self.value = _conv1x1(channels, channels)
+        self.norm = get_norm_layer(norm, 2, channels)
+        self.scale = 1.0 / math.sqrt(float(self.pool_size * self.pool_size))
+
+    def forward(self, u: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        """``u (N, C, h, w)`` fused feature, ``o (N, C_g, h', w')`` group feature -> ``(N, C, h, w)``."""
+        n, c, h, w = u.shape[0], u.shape[1], u.shape[2], u.shape[3]
+        size = [self.pool_size, self.pool_size]
+        q = self.query(F.adaptive_avg_pool2d(o, size)).reshape(n, c, -1)
+        k = self.key(F.adaptive_avg_pool2d(u, size)).reshape(n, c, -1)
+        affinity = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * self.scale, dim=-1)  # (N, C, C)
+        # A g(U) with g a bias-free 1x1 conv W: computed as (A W) U, one C x C x HW product per group
+        mixing = torch.matmul(affinity, self.value.weight.reshape(c, c))
+        y = torch.bmm(mixing, u.reshape(n, c, h * w)).reshape(n, c, h, w)
+        return u + self.norm(y)
+
+
+class ConcatSliceFusion(nn.Module):
+    """
+    Table 3's "Concat" variant: ``ReLU(norm(conv1x1([U, O_g])))`` -> ``(N, channels, h, w)``.
+
+    Args:
+        group_channels: channels of ``O_g``.
+        channels: channels of ``U`` and of the output.
+        norm: MONAI norm. Defaults to ``"batch"``.
+    """
+
+    def __init__(self, group_channels: int, channels: int, norm: str | tuple = "batch") -> None:
+        super().__init__()
+        self.conv = _conv1x1(channels + group_channels, channels)
+        self.norm = get_norm_layer(norm, 2, channels)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, u: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        """``u (N, C, h, w)``, ``o (N, C_g, h, w)`` -> ``(N, C, h, w)``."""
+        return self.act(self.norm(self.conv(torch.cat([u, o], dim=1))))
+
+
+class DotSliceFusion(nn.Module):
+    """
+    Table 3's "Dot" variant: element-wise product ``U ⊙ norm(conv1x1(O_g))`` -> ``(N, channels, h, w)``.
+
+    Args:
+        group_channels: channels of ``O_g``.
+        channels: channels of ``U`` and of the output.
+        norm: MONAI norm. Defaults to ``"batch"``.
+    """
+
+    def __init__(self, group_channels: int, channels: int, norm: str | tuple = "batch") -> None:
+        super().__init__()
+        self.conv = _conv1x1(group_channels, channels)
+        self.norm = get_norm_layer(norm, 2, channels)
+
+    def forward(self, u: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        """``u (N, C, h, w)``, ``o (N, C_g, h, w)`` -> ``(N, C, h, w)``."""
+        return u * self.norm(self.conv(o))
+
+
+#: attention name -> block class (plain data; never mutated)
+SLICE_FUSION_BLOCKS: dict[str, type[nn.Module]] = {
+    "concat": ConcatSliceFusion,
+    "dot": DotSliceFusion,
+    "ssa": SliceSensitiveAttention,
+}
+
+
+def make_slice_fusion(
+    name: str, group_channels: int, channels: int, norm: str | tuple = "batch", ssa_norm: str | tuple = "switchable",
+    pool_size: int = 32,
+) -> nn.Module:
+    """Build the block ``name`` (``"concat"``, ``"dot"`` or ``"ssa"``); ``ssa_norm``/``pool_size`` apply to SSA only."""
+    cls = look_up_option(name, SLICE_FUSION_BLOCKS)
+    if cls is SliceSensitiveAttention:
+        return SliceSensitiveAttention(group_channels, channels, pool_size, ssa_norm)
+    return cls(group_channels, channels, norm)

@@ -1,0 +1,9 @@
+"""Networks: dilated ResNet encoder, DeepLabV3+ and the thickened 2D network T2DNet."""
+
+from __future__ import annotations
+
+from .deeplabv3plus import DeepLabV3Plus, DeepLabV3PlusDecoder
+from .resnet_encoder import RESNET_BACKBONES, ResNetEncoder
+from .t2dnet import T2DNet, group_starts
+
+__all__ = ["DeepLabV3Plus", "DeepLabV3PlusDecoder", "RESNET_BACKBONES", "ResNetEncoder", "T2DNet", "group_starts"]

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from t2d_monai.networks import DeepLabV3Plus
+
+CASES = [
+    ({"in_channels": 1, "out_channels": 2}, (1, 1, 33, 47)),
+    ({"in_channels": 3, "out_channels": 1, "aspp": True}, (2, 3, 31, 16)),
+    ({"in_channels": 12, "out_channels": 3, "output_stride": 8, "decoder_channels": 32}, (1, 12, 20, 20)),
+]
+
+
+@pytest.mark.parametrize("kwargs,shape", CASES)
+def test_shape_and_script(kwargs, shape, tmp_path):
+    net = DeepLabV3Plus(backbone="resnet18", **kwargs).eval()
+    x = torch.randn(*shape)
+    with torch.no_grad():
+        y = net(x)
+    assert y.shape == (shape[0], kwargs["out_channels"], shape[2], shape[3])
+    torch.jit.save(torch.jit.script(net), tmp_path / "net.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(torch.jit.load(tmp_path / "net.pt")(x), y, atol=1e-5, rtol=1e-5)
+
+
+def test_ill_arg():
+    with pytest.raises(ValueError, match="out_channels"):
+        DeepLabV3Plus(1, 0, backbone="resnet18")
+    with pytest.raises(ValueError, match="resnet"):
+        DeepLabV3Plus(1, 1, backbone="vgg16")

@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from t2d_monai.networks import T2DNet, group_starts
+
+COMBOS = [("early", None), ("esm", None), ("esm", "concat"), ("esm", "dot"), ("esm", "ssa")]
+SLICES = [1, 3, 6, 12, 15, 24]
+SMALL = {"backbone": "resnet18", "decoder_channels": 32}
+HW = (33, 47)
+
+
+def _net(in_slices: int, fusion: str, attention: str | None, out_channels: int = 2, **kwargs) -> T2DNet:
+    torch.manual_seed(0)
+    shrinks = fusion == "esm" and in_slices < kwargs.get("group_size", 3)
+    ctx = pytest.warns(UserWarning, match="one group") if shrinks else contextlib.nullcontext()
+    with ctx:
+        return T2DNet(in_slices, out_channels, fusion=fusion, attention=attention, **{**SMALL, **kwargs})
+
+
+@pytest.mark.parametrize("fusion,attention", COMBOS)
+@pytest.mark.parametrize("in_slices", SLICES)
+def test_shape(in_slices, fusion, attention):
+    net = _net(in_slices, fusion, attention).eval()
+    with torch.no_grad():
+        y = net(torch.randn(1, in_slices, *HW))
+    assert y.shape == (1, in_slices * 2, *HW)
+    assert torch.isfinite(y).all()
+    assert net.in_slices == in_slices and net.out_channels == 2 and net.fusion == fusion
+    assert net.supports_group_cache == (fusion == "esm")
+    if fusion == "esm":
+        assert net.group_size == min(3, in_slices)
+        assert net.group_starts == group_starts(in_slices, net.group_size)
+
+
+@pytest.mark.parametrize(
+    "in_slices,size,expected",
+    [(15, 3, [0, 3, 6, 9, 12]), (14, 3, [0, 3, 6, 9, 11]), (4, 3, [0, 1]), (3, 3, [0]), (5, 1, [0, 1, 2, 3, 4])],
+)
+def test_group_starts(in_slices, size, expected):
+    assert group_starts(in_slices, size) == expected
+    assert _net(in_slices, "esm", "ssa", group_size=size).group_starts == expected
+
+
+def test_small_window_uses_one_group():
+    net = _net(2, "esm", "ssa")
+    assert net.group_size == 2 and net.group_starts == [0]
+    assert net.encoder.conv1.in_channels == 2
+
+
+@pytest.mark.parametrize("fusion,attention", COMBOS[1:])
+@pytest.mark.parametrize("in_slices", [14, 15, 2])
+def test_split_forward_equals_forward(in_slices, fusion, attention):
+    net = _net(in_slices, fusion, attention).eval()
+    x = torch.randn(2, in_slices, 29, 38)
+    with torch.no_grad():
+        split = net.decode([net.encode_group(x[:, s : s + net.group_size]) for s in net.group_starts], [29, 38])
+        torch.testing.assert_close(split, net(x), atol=1e-5, rtol=0)
+        # a group's feature does not depend on where the group sits in the window
+        torch.testing.assert_close(net.encode_group(x[:, -net.group_size :]), net.encode_group(x[:, -net.group_size :]))
+
+
+def test_overlapping_groups_average_in_slice_order():
+    """Channel s * out_channels + c is class c of slice s; slices of two groups get the mean logit."""
+    net = _net(4, "esm", "dot", out_channels=2).eval()  # groups [0, 1, 2] and [1, 2, 3]
+    x = torch.randn(1, 4, 21, 18)
+    with torch.no_grad():
+        feats = [net.encode_group(x[:, s : s + 3]) for s in net.group_starts]
+        fused = net.compress(torch.cat(feats, 1))
+        u = net.decoder(fused, net.encoder.forward_f2(fused))
+        preds = [net.head.conv(net.head.block(u, o)) for o in feats]  # (1, 3 * 2, h, w) each
+        expected = []
+        for s in range(4):
+            for c in range(2):
+                maps = [p[:, (s - st) * 2 + c] for p, st in zip(preds, net.group_starts) if st <= s < st + 3]
+                expected.append(torch.stack(maps).mean(0))
+        expected = F.interpolate(torch.stack(expected, 1), size=[21, 18], mode="bilinear", align_corners=False)
+        torch.testing.assert_close(net(x), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fusion,attention", COMBOS)
+def test_gradients_reach_every_parameter(fusion, attention):
+    net = _net(5, fusion, attention).train()
+    y = net(torch.randn(2, 5, 35, 30))
+    (y * torch.randn_like(y)).sum().backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("fusion,attention", COMBOS)
+def test_torchscript(fusion, attention, tmp_path):
+    net = _net(6, fusion, attention).eval()
+    x = torch.randn(1, 6, *HW)
+    torch.jit.save(torch.jit.script(net), tmp_path / "net.pt")
+    loaded = torch.jit.load(tmp_path / "net.pt")
+    with torch.no_grad():
+        y = net(x)
+        torch.testing.assert_close(loaded(x), y, atol=1e-5, rtol=1e-5)
+        if net.supports_group_cache:
+            feats = [loaded.encode_group(x[:, s : s + 3]) for s in net.group_starts]
+            torch.testing.assert_close(loaded.decode(feats, [HW[0], HW[1]]), y, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fusion,attention", [("early", None), ("esm", "ssa")])
+def test_onnx(fusion, attention, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    net = _net(6, fusion, attention).eval()
+    x = torch.randn(1, 6, *HW)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), str(tmp_path / "net.onnx"), dynamo=True, verbose=False)
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"), providers=["CPUExecutionProvider"])
+    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(out, net(x).numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_paper_default_resnet50():
+    net = T2DNet(15).eval()  # resnet50, group_size 3, ESM + SSA
+    assert net.group_starts == [0, 3, 6, 9, 12] and net.attention == "ssa"
+    first, second = net.compress[0][0], net.compress[1][0]
+    assert (first.in_channels, first.out_channels, second.out_channels) == (5 * 256, 5 * 128, 256)
+    assert net.head.block.pool_size == 32 and type(net.head.block.norm).__name__ == "SwitchNorm2d"
+    with torch.no_grad():
+        assert net(torch.randn(1, 15, 40, 36)).shape == (1, 15, 40, 36)
+
+
+def test_ill_arg():
+    for bad in (0, -3, 2.5, True, "3"):
+        with pytest.raises(ValueError, match="in_slices"):
+            T2DNet(bad, **SMALL)
+    with pytest.raises(ValueError, match="out_channels"):
+        T2DNet(3, 0, **SMALL)
+    with pytest.raises(ValueError, match="group_size"):
+        T2DNet(3, group_size=0, **SMALL)
+    with pytest.raises(ValueError, match="resnet50"):
+        T2DNet(3, backbone="resnet19")
+    with pytest.raises(ValueError, match="esm"):
+        T2DNet(3, fusion="late", **SMALL)
+    with pytest.raises(ValueError, match="'ssa'"):
+        T2DNet(3, attention="sum", **SMALL)
+    with pytest.raises(ValueError, match="fusion='esm'"):
+        T2DNet(3, fusion="early", attention="ssa", **SMALL)
+    net = _net(6, "esm", "ssa")
+    with pytest.raises(ValueError, match=r"\(N, 6, H, W\)"):
+        net(torch.randn(1, 5, 16, 16))
+    with pytest.raises(ValueError, match="group features"):
+        net.decode([torch.randn(1, 64, 4, 4)], [16, 16])
+    with pytest.raises(ValueError, match="x_group"):
+        net.encode_group(torch.randn(1, 2, 16, 16))
+    with pytest.raises(RuntimeError, match="fusion='esm'"):
+        _net(6, "early", None).encode_group(torch.randn(1, 6, 16, 16))
+
+
+def test_pretrained_initialises_shared_f1(tmp_path):
+    torch.manual_seed(1)
+    sd = {k: v for k, v in T2DNet(3, fusion="early", attention=None, **SMALL).encoder.state_dict().items()}
+    sd["fc.weight"], sd["fc.bias"] = torch.randn(10, 512), torch.randn(10)
+    torch.save(sd, tmp_path / "resnet18.pth")
+    esm = _net(12, "esm", "ssa", pretrained=str(tmp_path / "resnet18.pth"))
+    torch.testing.assert_close(esm.encoder.conv1.weight, sd["conv1.weight"])  # 3-slice groups keep the RGB kernel
+    torch.testing.assert_close(esm.encoder.layer3[0].conv1.weight, sd["layer3.0.conv1.weight"])
+    early = _net(12, "early", None, pretrained=str(tmp_path / "resnet18.pth"))
+    assert early.encoder.conv1.weight.shape == (64, 12, 7, 7)
