@@ -20,11 +20,13 @@ Command line::
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from typing import Sequence
 
 import numpy as np
+
+from t2d_monai.data.files import write_atomic
 
 __all__ = ["COLORS", "preview", "save_preview"]
 
@@ -180,17 +182,9 @@ def save_preview(
         ]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, labelcolor="white", fontsize=9)
     fig.suptitle(title if title is not None else os.path.basename(path), color="white", fontsize=11)
-    path = str(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".png", dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", facecolor=fig.get_facecolor())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", facecolor=fig.get_facecolor())
+    write_atomic(str(path), buffer.getvalue())
     return path
 
 

@@ -69,7 +69,8 @@ def add_distractors(
         target_voxels: voxel count to reach (e.g. the vessel label's size, so both are comparable).
         body: bool mask where distractors may lie.
         liver: bool mask; nodules and calcifications prefer it, bowel avoids it.
-        forbidden: bool mask they must not touch (the vessels, dilated by the caller if wanted).
+        forbidden: bool mask they must not touch (the vessels, dilated by the caller if wanted);
+            they do not touch each other either.
         rng: source of randomness.
         max_tries: cap on placement attempts.
 
@@ -108,10 +109,10 @@ def add_distractors(
         if sl is None:
             continue
         new = f >= 0.5
-        if not new.any() or (forbidden[sl] & (f > 0)).any():
-            continue
-        take = f > occ[sl]
-        occ[sl] = np.where(take, f, occ[sl])
-        value[sl] = np.where(take, hu, value[sl])
+        touched = f > 0
+        if not new.any() or (forbidden[sl] & touched).any() or (occ[sl][touched] > 0).any():
+            continue  # apart from vessels and from each other, so each stays short in z
+        occ[sl] = np.where(touched, f, occ[sl])
+        value[sl] = np.where(touched, hu, value[sl])
         covered += int(new.sum())
     return occ >= 0.5, occ, value

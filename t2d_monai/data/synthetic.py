@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from typing import Any, Sequence
 
 import nibabel as nib
@@ -29,6 +28,7 @@ from scipy import ndimage
 
 from t2d_monai.data.anatomy import make_anatomy
 from t2d_monai.data.distractors import add_distractors
+from t2d_monai.data.files import write_atomic
 from t2d_monai.data.vessel_tree import Centerlines, grow_tree, rasterize_tubes
 
 __all__ = [
@@ -211,19 +211,6 @@ def generate_case(
     )
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _nifti_bytes(array: np.ndarray, affine: np.ndarray) -> bytes:
     img = nib.Nifti1Image(array, affine)
     img.header.set_xyzt_units("mm", "sec")
@@ -315,11 +302,11 @@ def write_dataset(
         case = generate_case(i, seed, shape, spacing, vessel_density, radius_range)
         name = f"hepaticvessel_{i + 1:03d}.nii.gz"
         if i < num_cases:
-            _write_atomic(os.path.join(out, "imagesTr", name), _nifti_bytes(case["image"], case["affine"]))
-            _write_atomic(os.path.join(out, "labelsTr", name), _nifti_bytes(case["label"], case["affine"]))
+            write_atomic(os.path.join(out, "imagesTr", name), _nifti_bytes(case["image"], case["affine"]))
+            write_atomic(os.path.join(out, "labelsTr", name), _nifti_bytes(case["label"], case["affine"]))
             training.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
         else:
-            _write_atomic(os.path.join(out, "imagesTs", name), _nifti_bytes(case["image"], case["affine"]))
+            write_atomic(os.path.join(out, "imagesTs", name), _nifti_bytes(case["image"], case["affine"]))
             test.append(f"./imagesTs/{name}")
         if verbose:
             print(f"case {i + 1}/{num_cases + num_test}: {name} (attempt {case['attempt']})", flush=True)
@@ -345,7 +332,7 @@ def write_dataset(
         },
     }
     path = os.path.join(out, "dataset.json")
-    _write_atomic(path, (json.dumps(meta, indent=4) + "\n").encode())
+    write_atomic(path, (json.dumps(meta, indent=4) + "\n").encode())
     return path
 
 
