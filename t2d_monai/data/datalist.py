@@ -78,7 +78,7 @@ def _count(name: str, number: int | None, fraction: float, total: int) -> int:
         if not 0.0 <= float(fraction) < 1.0:
             raise ValueError(f"{name}_fraction must be in [0, 1), got {fraction!r}.")
         n = int(round(float(fraction) * total))
-        return 1 if n == 0 and fraction > 0 and total >= 3 else n  # small data sets still get one case
+        return 1 if n == 0 and fraction > 0 and total >= 2 else n  # small data sets still get one case
     if isinstance(number, bool) or int(number) != number or not 0 <= int(number) <= total:
         raise ValueError(f"num_{name} must be an integer in [0, {total}], got {number!r}.")
     return int(number)
@@ -100,10 +100,10 @@ def make_split(
     Args:
         dataset_dir: data set folder (see :func:`find_cases`).
         seed: shuffle seed. Default 0.
-        num_test: test cases; None uses ``round(test_fraction * total)`` (at least 1 from 3 cases on).
+        num_test: test cases; None uses ``round(test_fraction * total)`` (at least 1 from 2 cases on).
             Default None.
         num_val: validation cases, taken from what is left after the test set; None uses
-            ``round(val_fraction * (total - num_test))`` (at least 1 when 3 or more are left). Default None.
+            ``round(val_fraction * (total - num_test))`` (at least 1 when 2 or more are left). Default None.
         test_fraction: default 75/303 (the paper's 228/75 split of Task08).
         val_fraction: default 0.1.
 

@@ -110,7 +110,7 @@ def add_distractors(
             continue
         new = f >= 0.5
         touched = f > 0
-        if not new.any() or (forbidden[sl] & touched).any() or (occ[sl][touched] > 0).any():
+        if not new.any() or (forbidden[sl] & touched).any() or (occ[sl] > 0).any():
             continue  # apart from vessels and from each other, so each stays short in z
         occ[sl] = np.where(touched, f, occ[sl])
         value[sl] = np.where(touched, hu, value[sl])

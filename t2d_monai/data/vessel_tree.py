@@ -140,7 +140,7 @@ def grow_tree(
         # bifurcation: Murray's law with random asymmetry, children on opposite sides
         alpha = rng.uniform(0.45, 1.0)
         r1 = r_end / (1.0 + alpha**3) ** (1.0 / 3.0)
-        r2 = alpha * r1
+        r1, r2 = max(r1, min_radius), max(alpha * r1, min_radius)  # leaves stay about a voxel wide
         axis = _unit(np.cross(d, rng.standard_normal(3)))
         a1 = np.deg2rad(rng.uniform(15, 35)) * alpha
         a2 = np.deg2rad(rng.uniform(30, 60))
@@ -154,8 +154,9 @@ def rasterize_tubes(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Voxelise tubes around centerlines.
 
-    Each voxel is assigned the centerline point that owns its nearest centerline voxel (one Euclidean
-    distance transform in mm), and its exact distance to that point decides membership.
+    Each voxel finds its nearest centerline voxel (one Euclidean distance transform in mm), then the
+    centerline point near that voxel (within one voxel along the line) whose tube wall is closest; its
+    distance to that point, against that point's radius, decides membership.
 
     Args:
         lines: centerline points, radii and lumen values.
@@ -181,8 +182,9 @@ def rasterize_tubes(
         return label, occ, value, centre
     owner = np.full(shape, -1, np.int64)
     pid = np.nonzero(inside)[0]
-    # a voxel holding several points keeps the widest one
-    order = pid[np.argsort(lines.radii[pid], kind="stable")]
+    # a voxel holding several points is owned by the one nearest its centre (written last)
+    off_centre = np.linalg.norm(lines.points[pid] - idx[pid] * spacing, axis=1)
+    order = pid[np.argsort(-off_centre, kind="stable")]
     owner[tuple(idx[order].T)] = order
     centre = owner >= 0
     dist, nearest = ndimage.distance_transform_edt(~centre, sampling=spacing, return_indices=True)
@@ -190,8 +192,20 @@ def rasterize_tubes(
     near = dist <= lines.radii.max() + h
     vox = np.nonzero(near)
     p = owner[tuple(n[vox] for n in nearest)]
-    d = np.linalg.norm(np.stack(vox, axis=1) * spacing - lines.points[p], axis=1)
+    xyz = np.stack(vox, axis=1) * spacing
+    # refine: the nearest point on the line lies within about a voxel of the owner along the line
+    steps = np.linalg.norm(np.diff(lines.points, axis=0), axis=1)
+    reach = int(np.ceil(float(spacing.max()) / max(float(np.median(steps)) if steps.size else 1.0, 1e-3)))
+    d = np.full(len(p), np.inf)
+    best = p.copy()
+    for k in range(-reach, reach + 1):
+        q = np.clip(p + k, 0, len(lines.points) - 1)
+        dq = np.linalg.norm(xyz - lines.points[q], axis=1) - lines.radii[q]  # distance to the tube wall
+        better = dq < d
+        d[better], best[better] = dq[better], q[better]
+    p = best
     r = lines.radii[p]
+    d = d + r
     label[vox] = d <= r
     label |= centre
     occ[vox] = np.clip(0.5 + (r - d) / h, 0.0, 1.0)
