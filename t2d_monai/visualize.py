@@ -5,7 +5,7 @@ People judge vessel segmentations by looking at them. :func:`save_preview` draws
 - row 1: maximum-intensity projections (MIPs) of the CT in a vessel window, in the three views;
 - row 2: MIPs of the ground truth and the prediction in the three views, coloured by agreement:
   true positive (green), false negative (blue, missed), false positive (red);
-- row 3: a few axial slices in a CT window with the same colours overlaid.
+- row 3: a few axial slices in a CT window with the same colours overlaid, zoomed onto the masks.
 
 Without a prediction, row 2 shows the ground truth alone and row 3 outlines it. Arrays are
 ``(X, Y, Z)`` in RAS orientation (as :class:`monai.transforms.LoadImage` gives them after
@@ -168,9 +168,18 @@ def save_preview(
     picks = np.unique(candidates[np.linspace(0, len(candidates) - 1, int(num_slices) + 2).round().astype(int)[1:-1]])
     if picks.size == 0:
         picks = candidates[:1]
+    # zoom the slices onto the masks (with a margin) so that one-voxel vessels stay visible
+    shown = (gt | pred) if pred is not None else gt
+    box = [slice(None), slice(None)]
+    if shown.any():
+        for axis in (0, 1):
+            hits = np.flatnonzero(shown.any(axis=(1 - axis, 2)))
+            margin = max(8, int(0.15 * (hits[-1] - hits[0] + 1)))
+            box[axis] = slice(max(hits[0] - margin, 0), min(hits[-1] + margin + 1, img.shape[axis]))
+    box = tuple(box)
     for k, z in enumerate(picks[:ncols]):
-        base = gray(img[:, :, z][::-1, :].T[::-1], window)
-        lay = {key: m[:, :, z][::-1, :].T[::-1] for key, m in layers.items()}
+        base = gray(img[box][:, :, z][::-1, :].T[::-1], window)
+        lay = {key: m[box][:, :, z][::-1, :].T[::-1] for key, m in layers.items()}
         show(fig.add_subplot(bottom[0, k]), _overlay(base, lay, 0.6), aspects[0], f"axial slice {z}")
     if pred is None:
         handles = [Patch(color=COLORS["gt"], label="ground truth")]
