@@ -107,9 +107,7 @@ def save_preview(
 
         >>> save_preview(case["image"], case["label"], None, "case.png", spacing=(0.8, 0.8, 2.5))
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False) if matplotlib.get_backend().lower() != "agg" else None
+    # a bare Figure renders with the Agg canvas whatever pyplot's backend is, and touches no global state
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
@@ -151,12 +149,11 @@ def save_preview(
     for k, (pic, name) in enumerate(zip(ct_mips, view_names)):
         show(fig.add_subplot(top[0, k]), gray(pic, mip_window), aspects[k], f"CT MIP, {name}")
     # row 2: mask MIPs
-    any_ = lambda m: (lambda v, axis: v.any(axis=axis))  # noqa: E731
     if pred is None:
         layers = {"gt": gt}
     else:
         layers = {"fp": pred & ~gt, "fn": gt & ~pred, "tp": gt & pred}
-    projected = {k: _views(m, any_(m)) for k, m in layers.items()}
+    projected = {k: _views(m, np.any) for k, m in layers.items()}
     for k, name in enumerate(view_names):
         black = np.zeros_like(projected[next(iter(projected))][k], np.float32)
         rgb = _overlay(black, {key: projected[key][k] for key in projected}, 1.0)
