@@ -58,14 +58,16 @@ def fuse_views(views: Sequence[Any] | Mapping[Hashable, Any], method: str = "vot
             f"all views must have the same shape (C, X, Y, Z) in the original orientation, got {shapes}; "
             "invert ViewPermuted (Invertd) on every view's prediction before fusing."
         )
+    tensors = [convert_to_tensor(v, track_meta=False) for v in items]
     if method == "mean":
-        return MeanEnsemble()(items)
-    if shapes[0][0] == 1:
-        return VoteEnsemble()([(convert_to_tensor(v) >= threshold).float() for v in items]).float()
-    num_classes = shapes[0][0]
-    voted = VoteEnsemble(num_classes=num_classes)([convert_to_tensor(v).argmax(0, keepdim=True) for v in items])
-    onehot = torch.nn.functional.one_hot(convert_to_tensor(voted)[0].long(), num_classes).movedim(-1, 0).float()
-    return convert_to_dst_type(onehot, items[0], dtype=torch.float32)[0]
+        fused = MeanEnsemble()(tensors)
+    elif shapes[0][0] == 1:
+        fused = VoteEnsemble()([(v >= threshold).float() for v in tensors])
+    else:
+        num_classes = shapes[0][0]
+        voted = VoteEnsemble(num_classes=num_classes)([v.argmax(0, keepdim=True) for v in tensors])
+        fused = torch.nn.functional.one_hot(voted[0].long(), num_classes).movedim(-1, 0)
+    return convert_to_dst_type(fused, items[0], dtype=torch.float32)[0]
 
 
 class ViewFusion(Transform):
