@@ -11,57 +11,35 @@ from monai.data import MetaTensor
 from t2d_monai.inferers import ThickSliceInferer, window_starts
 
 
-class StandInESM(torch.nn.Module):
-    """Small network implementing the T2DNet contract (contract_t2dnet): split forward over mini-groups."""
+@pytest.fixture(scope="session")
+def counting(stand_in_esm):
+    class Counting(stand_in_esm):
+        """Counts f1 passes and windows, and how many of its own results are still alive at each call."""
 
-    def __init__(self, in_slices: int = 15, out_channels: int = 1, group_size: int = 3, width: int = 4) -> None:
-        super().__init__()
-        self.in_slices, self.out_channels, self.group_size = in_slices, out_channels, group_size
-        self.fusion, self.supports_group_cache = "esm", True
-        starts = list(range(0, in_slices - group_size + 1, group_size))
-        if starts[-1] + group_size < in_slices:
-            starts.append(in_slices - group_size)
-        self.group_starts = starts
-        self.f1 = torch.nn.Sequential(torch.nn.Conv2d(group_size, width, 3, stride=2, padding=1), torch.nn.Tanh())
-        self.fuse = torch.nn.Conv2d(width * len(starts), width, 1)
-        self.head = torch.nn.Conv2d(width, in_slices * out_channels, 3, padding=1)
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.f1_rows = self.windows = 0
+            self.max_f1_rows_alive = self.max_outputs_alive = 0
+            self._features: list[weakref.ref] = []
+            self._outputs: list[weakref.ref] = []
 
-    def encode_group(self, x_group: torch.Tensor) -> torch.Tensor:
-        return self.f1(x_group)
+        def encode_group(self, x_group):
+            self._features = [r for r in self._features if r() is not None]
+            self.max_f1_rows_alive = max(self.max_f1_rows_alive, sum(r().shape[0] for r in self._features))
+            out = super().encode_group(x_group)
+            self._features.append(weakref.ref(out))
+            self.f1_rows += x_group.shape[0]
+            return out
 
-    def decode(self, features: list[torch.Tensor], out_size: list[int]) -> torch.Tensor:
-        y = self.head(torch.tanh(self.fuse(torch.cat(features, 1))))
-        return torch.nn.functional.interpolate(y, size=out_size, mode="bilinear", align_corners=False)
+        def decode(self, features, out_size):
+            self._outputs = [r for r in self._outputs if r() is not None]
+            self.max_outputs_alive = max(self.max_outputs_alive, len(self._outputs))
+            out = super().decode(features, out_size)
+            self._outputs.append(weakref.ref(out))
+            self.windows += out.shape[0]
+            return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode([self.encode_group(x[:, s : s + self.group_size]) for s in self.group_starts], list(x.shape[2:]))
-
-
-class Counting(StandInESM):
-    """Counts f1 passes and windows, and how many of its own results are still alive at each call."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.f1_rows = self.windows = 0
-        self.max_f1_rows_alive = self.max_outputs_alive = 0
-        self._features: list[weakref.ref] = []
-        self._outputs: list[weakref.ref] = []
-
-    def encode_group(self, x_group):
-        self._features = [r for r in self._features if r() is not None]
-        self.max_f1_rows_alive = max(self.max_f1_rows_alive, sum(r().shape[0] for r in self._features))
-        out = super().encode_group(x_group)
-        self._features.append(weakref.ref(out))
-        self.f1_rows += x_group.shape[0]
-        return out
-
-    def decode(self, features, out_size):
-        self._outputs = [r for r in self._outputs if r() is not None]
-        self.max_outputs_alive = max(self.max_outputs_alive, len(self._outputs))
-        out = super().decode(features, out_size)
-        self._outputs.append(weakref.ref(out))
-        self.windows += out.shape[0]
-        return out
+    return Counting
 
 
 def naive(inputs: torch.Tensor, net, num_slices: int, stride: int) -> torch.Tensor:
@@ -98,10 +76,10 @@ def naive(inputs: torch.Tensor, net, num_slices: int, stride: int) -> torch.Tens
     cache=st.booleans(),
     n=st.integers(1, 2),
 )
-def test_matches_naive_loop(depth, num_slices, stride_frac, batch_size, out_channels, hw, cache, n):
+def test_matches_naive_loop(stand_in_esm, depth, num_slices, stride_frac, batch_size, out_channels, hw, cache, n):
     torch.manual_seed(0)
     stride = 1 + int(stride_frac * (num_slices - 1))
-    net = StandInESM(num_slices, out_channels, group_size=min(3, num_slices)).eval()
+    net = stand_in_esm(num_slices, out_channels, group_size=min(3, num_slices)).eval()
     x = torch.randn(n, 1, *hw, depth)
     inferer = ThickSliceInferer(num_slices, stride=stride, batch_size=batch_size, cache_f1=cache)
     out = inferer(x, net)
@@ -111,9 +89,9 @@ def test_matches_naive_loop(depth, num_slices, stride_frac, batch_size, out_chan
 
 
 @pytest.mark.parametrize("num_slices,depth,stride,batch_size", [(15, 40, 1, 4), (14, 33, 2, 3), (6, 20, 3, 1)])
-def test_cache_reuses_f1_and_equals_plain_forward(num_slices, depth, stride, batch_size):
+def test_cache_reuses_f1_and_equals_plain_forward(counting, num_slices, depth, stride, batch_size):
     torch.manual_seed(0)
-    net = Counting(in_slices=num_slices, out_channels=2).eval()
+    net = counting(in_slices=num_slices, out_channels=2).eval()
     x = torch.randn(1, 1, 12, 10, depth)
     cached = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=True)(x, net)
     starts = window_starts(depth, num_slices, stride)
@@ -124,8 +102,8 @@ def test_cache_reuses_f1_and_equals_plain_forward(num_slices, depth, stride, bat
     assert (cached - plain).abs().max() < 1e-5
 
 
-def test_fifteen_slices_stride_one_five_times_fewer_f1_passes():
-    net = Counting().eval()
+def test_fifteen_slices_stride_one_five_times_fewer_f1_passes(counting):
+    net = counting().eval()
     ThickSliceInferer(15, batch_size=8)(torch.randn(1, 1, 6, 6, 400), net)
     windows = 400 - 15 + 1
     assert net.windows == windows and net.f1_rows == 400 - 2  # every group start once vs 5 per window
@@ -133,25 +111,25 @@ def test_fifteen_slices_stride_one_five_times_fewer_f1_passes():
 
 
 @pytest.mark.parametrize("batch_size,stride", [(1, 1), (4, 1), (3, 4)])
-def test_memory_bounded_on_long_volume(batch_size, stride):
+def test_memory_bounded_on_long_volume(counting, batch_size, stride):
     peaks = []
     for depth in (120, 480):
-        net = Counting().eval()
+        net = counting().eval()
         ThickSliceInferer(15, stride=stride, batch_size=batch_size)(torch.randn(1, 1, 4, 4, depth), net)
         assert net.max_outputs_alive == 0  # the previous window batch is released before the next one runs
         assert net.max_f1_rows_alive <= 2 * ((batch_size - 1) * stride + 15)  # the docstring's bound
         peaks.append(net.max_f1_rows_alive)
-    assert peaks[0] == peaks[1]  # independent of the volume's length
+    assert peaks[0] == peaks[1] >= 4  # independent of the volume's length (and the counting works)
 
 
-def test_plain_network_and_wrappers():
+def test_plain_network_and_wrappers(counting):
     torch.manual_seed(0)
     x = torch.randn(2, 1, 8, 9, 11)
     conv = torch.nn.Conv2d(5, 15, 3, padding=1).eval()  # no split forward, out_channels = 15 / 5 = 3
     out = ThickSliceInferer(5, batch_size=2)(x, conv)
     assert out.shape == (2, 3, 8, 9, 11)
     torch.testing.assert_close(out.sum(1), torch.ones(2, 8, 9, 11))  # softmax over 3 classes
-    net = Counting(in_slices=5, group_size=3).eval()
+    net = counting(in_slices=5, group_size=3).eval()
     wrapped = torch.nn.DataParallel(net)
     out = ThickSliceInferer(5)(x, wrapped)
     assert net.f1_rows == 2 * len({s + g for s in range(7) for g in net.group_starts})  # cache seen through .module
@@ -175,9 +153,9 @@ def test_inplane_divisor_pads_and_crops():
     assert out.shape == (1, 1, 13, 20, 6)
 
 
-def test_metatensor_devices_progress_and_grad():
+def test_metatensor_devices_progress_and_grad(stand_in_esm):
     x = MetaTensor(torch.randn(1, 1, 6, 7, 9), affine=torch.diag(torch.tensor([2.0, 2.0, 3.0, 1.0])))
-    net = StandInESM(in_slices=3)
+    net = stand_in_esm(in_slices=3)
     out = ThickSliceInferer(3, sw_device="cpu", device="cpu", progress=True)(x, net)
     assert isinstance(out, MetaTensor) and torch.equal(out.affine, x.affine)
     assert not out.requires_grad and out.device.type == "cpu"
@@ -191,12 +169,12 @@ def test_activation_none_averages_logits(depth):
     torch.testing.assert_close(ThickSliceInferer(3, activation="sigmoid")(x, torch.nn.Identity()), torch.sigmoid(x))
 
 
-def test_ill_arg():
+def test_ill_arg(stand_in_esm):
     for kwargs in ({"num_slices": 0}, {"stride": 0}, {"batch_size": 0}, {"num_slices": 3, "stride": 4},
                    {"inplane_divisor": 0}, {"activation": "relu"}, {"pad_mode": "wrap"}, {"batch_size": 1.5}):
         with pytest.raises(ValueError):
             ThickSliceInferer(**kwargs)
-    net = StandInESM(in_slices=5)
+    net = stand_in_esm(in_slices=5)
     with pytest.raises(ValueError, match=r"\(N, 1, H, W, D\)"):
         ThickSliceInferer(5)(torch.zeros(1, 5, 5, 5), net)
     with pytest.raises(ValueError, match=r"\(N, 1, H, W, D\)"):
