@@ -80,3 +80,16 @@ def test_ill_arg():
         InterSliceSimilarity(axis=3)
     with pytest.raises(ValueError):
         InterSliceSimilarity(axis="axail")
+
+
+def test_monai_handler_and_bundle_config():
+    from ignite.engine import Engine
+    from monai.bundle import ConfigParser
+    from monai.handlers import IgniteMetricHandler, from_engine
+
+    p, y = _case()
+    metric = ConfigParser({"m": {"_target_": "t2d_monai.metrics.InterSliceSimilarity", "axis": "axial"}}).get_parsed_content("m")
+    engine = Engine(lambda engine, batch: {"pred": [p[0], y[0]], "label": [y[0], y[0]]})
+    IgniteMetricHandler(metric_fn=metric, output_transform=from_engine(["pred", "label"])).attach(engine, "iss")
+    engine.run([0], max_epochs=1)
+    assert engine.state.metrics["iss"] == pytest.approx(math.sqrt((2 / 3) ** 2 + (1 / 3) ** 2 + 1.0) / 2, rel=1e-6)
