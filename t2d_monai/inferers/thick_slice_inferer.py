@@ -70,12 +70,12 @@ class ThickSliceInferer(Inferer):
     is 5 times fewer f1 passes, with the same output as the plain forward (float32, < 1e-5). The
     cache is skipped when ``cache_f1=False`` or extra ``*args``/``**kwargs`` are passed to the call.
 
-    Memory bound: besides the input (plus its padding) and the output accumulator
-    ``(N, out_channels, H, W, D)`` (on ``device``), at most two window batches are alive at a time
-    (one being built while the previous one's results are released) and the f1 cache holds only
-    groups that a window of the current batch or a later one still needs: the features alive
-    come from encode calls covering at most ``2 * ((batch_size - 1) * stride + num_slices)``
-    group starts. Neither bound depends on D.
+    Memory bound: besides the input, one padded slice-major copy of it ``(N, D, H, W)`` and the
+    output accumulator ``(N, out_channels, H, W, D)`` (on ``device``), at most two window batches
+    are alive at a time (one being built while the previous one's results are released), and the
+    f1 cache holds only groups that a window of the current batch or a later one still needs: the
+    features alive come from encode calls covering at most
+    ``2 * ((batch_size - 1) * stride + num_slices)`` group starts. Neither bound depends on D.
 
     Args:
         num_slices: slices per window ``k``; paper default 15.
@@ -167,30 +167,31 @@ class ThickSliceInferer(Inferer):
             x = pad_slices(x, before, after, self.pad_mode)
             if any(sum(p) for p in inplane):
                 x = torch.nn.functional.pad(x, (0, 0, *inplane[1], *inplane[0]))
-            starts = window_starts(x.shape[-1], self.num_slices, self.stride)
+            x = x[:, 0].permute(0, 3, 1, 2).contiguous()  # (N, D', H', W'): every window is a contiguous block
+            starts = window_starts(x.shape[1], self.num_slices, self.stride)
             batches = [starts[i : i + self.batch_size] for i in range(0, len(starts), self.batch_size)]
-            count = torch.zeros(x.shape[-1], device=device)
+            count = torch.zeros(x.shape[1], device=device)
             for s in starts:
                 count[s : s + self.num_slices] += 1
             output: torch.Tensor | None = None
             cache: dict[int, torch.Tensor] = {}  # f1 feature of the group starting at each absolute slice
             steps = [(b, chunk) for b in range(n) for chunk in batches]
             for b, chunk in _progress(steps, self.progress):
-                volume = x[b, 0]  # (H', W', D')
+                volume = x[b]  # (D', H', W')
                 if chunk is batches[0]:
                     cache = {}  # a new volume
                 if use_cache:
                     logits = self._cached_logits(net, volume, chunk, cache, sw_device)
                 else:
-                    windows = torch.stack([volume[..., s : s + self.num_slices] for s in chunk]).permute(0, 3, 1, 2)
+                    windows = torch.stack([volume[s : s + self.num_slices] for s in chunk])
                     logits = network(windows.to(sw_device), *args, **kwargs)
                     del windows
-                probs = self._probabilities(logits, len(chunk), volume.shape[:2])
+                probs = self._probabilities(logits, len(chunk), volume.shape[1:])
                 del logits
                 probs = probs[..., inplane[0][0] : inplane[0][0] + height, inplane[1][0] : inplane[1][0] + width]
                 if output is None:
                     dtype = torch.promote_types(probs.dtype, torch.float32)
-                    output = torch.zeros((n, probs.shape[2], height, width, x.shape[-1]), dtype=dtype, device=device)
+                    output = torch.zeros((n, probs.shape[2], height, width, x.shape[1]), dtype=dtype, device=device)
                 for i, s in enumerate(chunk):  # probs[i]: (k, C, H, W) -> (C, H, W, k)
                     output[b, ..., s : s + self.num_slices] += probs[i].permute(1, 2, 3, 0).to(device)
                 del probs
@@ -209,20 +210,20 @@ class ThickSliceInferer(Inferer):
         cache: dict[int, torch.Tensor],
         sw_device: torch.device,
     ) -> torch.Tensor:
-        """Logits of the windows starting at ``chunk`` from cached f1 features of ``volume`` ``(H, W, D)``."""
+        """Logits of the windows starting at ``chunk`` from cached f1 features of ``volume`` ``(D, H, W)``."""
         group_size, group_starts = int(net.group_size), [int(g) for g in net.group_starts]
         for key in [key for key in cache if key < chunk[0]]:  # no later window needs these groups
             del cache[key]
         missing = sorted({s + g for s in chunk for g in group_starts}.difference(cache))
         if missing:
-            groups = torch.stack([volume[..., a : a + group_size] for a in missing]).permute(0, 3, 1, 2)
+            groups = torch.stack([volume[a : a + group_size] for a in missing])
             features = net.encode_group(groups.to(sw_device))
             del groups
             for i, a in enumerate(missing):
                 cache[a] = features[i : i + 1]
             del features
         fused = [torch.cat([cache[s + g] for s in chunk]) for g in group_starts]
-        return net.decode(fused, [int(volume.shape[0]), int(volume.shape[1])])
+        return net.decode(fused, [int(volume.shape[1]), int(volume.shape[2])])
 
     def _probabilities(self, logits: torch.Tensor, batch: int, size: Sequence[int]) -> torch.Tensor:
         """``(B, k * C, H, W)`` logits -> ``(B, k, C, H, W)`` probabilities, checking the layout."""

@@ -151,6 +151,8 @@ def test_inplane_divisor_pads_and_crops():
         ThickSliceInferer(3)(x, Down8())
     out = ThickSliceInferer(3, inplane_divisor=8)(x, Down8())
     assert out.shape == (1, 1, 13, 20, 6)
+    aligned = ThickSliceInferer(3, inplane_divisor=(8, 6), activation="none")(x, torch.nn.Identity())
+    torch.testing.assert_close(aligned, x)  # padding and cropping line up
 
 
 def test_metatensor_devices_progress_and_grad(stand_in_esm):
