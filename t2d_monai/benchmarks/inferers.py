@@ -30,7 +30,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["PAPER_3D_PATCH", "PAPER_3D_STRIDE", "PAPER_TEST_CASE", "inferer_benchmark", "scaled_patch", "t2dnet_factory"]
+__all__ = [
+    "PAPER_3D_PATCH",
+    "PAPER_3D_STRIDE",
+    "PAPER_TEST_CASE",
+    "inferer_benchmark",
+    "scaled_patch",
+    "t2dnet_factory",
+]
 
 #: the paper's 3D setting (section 4.2.3) and its latency test case (Table 1).
 PAPER_3D_PATCH = (128, 128, 64)

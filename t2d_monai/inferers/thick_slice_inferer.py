@@ -153,7 +153,10 @@ class ThickSliceInferer(Inferer):
         net = _unwrap(network) if isinstance(network, torch.nn.Module) else network
         in_slices = getattr(net, "in_slices", self.num_slices)
         if in_slices != self.num_slices:
-            raise ValueError(f"the network takes in_slices={in_slices} but the inferer has num_slices={self.num_slices}.")
+            raise ValueError(
+                f"the network takes in_slices={in_slices} but the inferer has num_slices={self.num_slices}; "
+                "make them equal."
+            )
         use_cache = self.cache_f1 and bool(getattr(net, "supports_group_cache", False)) and not args and not kwargs
         temp_meta = MetaTensor([]).copy_meta_from(inputs, copy_attr=False) if isinstance(inputs, MetaTensor) else None
         x = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs

@@ -21,7 +21,9 @@ __all__ = ["FUSION_METHODS", "ViewFusion", "ViewFusiond", "fuse_views"]
 FUSION_METHODS = ("vote", "mean")
 
 
-def fuse_views(views: Sequence[Any] | Mapping[Hashable, Any], method: str = "vote", threshold: float = 0.5) -> torch.Tensor:
+def fuse_views(
+    views: Sequence[Any] | Mapping[Hashable, Any], method: str = "vote", threshold: float = 0.5
+) -> torch.Tensor:
     """Fuse per-view probability volumes of one case, all channel-first ``(C, X, Y, Z)`` in the same space.
 
     - ``method="vote"``: with one channel, each view is binarised (``p >= threshold``) and the

@@ -115,7 +115,9 @@ class InterSliceSimilarity(CumulativeIterationMetric):
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return compute_inter_slice_similarity(y_pred, y, self.include_background, self.axis)
 
-    def aggregate(self, reduction: MetricReduction | str | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def aggregate(
+        self, reduction: MetricReduction | str | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Reduce the buffered ``(B, C)`` values (``reduction`` overrides the constructor's)."""
         data = self.get_buffer()
         if not isinstance(data, torch.Tensor):

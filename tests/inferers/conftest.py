@@ -29,7 +29,8 @@ class StandInESM(torch.nn.Module):
         return torch.nn.functional.interpolate(y, size=out_size, mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode([self.encode_group(x[:, s : s + self.group_size]) for s in self.group_starts], list(x.shape[2:]))
+        features = [self.encode_group(x[:, s : s + self.group_size]) for s in self.group_starts]
+        return self.decode(features, list(x.shape[2:]))
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,12 @@ def test_runs_with_a_stand_in_and_writes_results(tmp_path, stand_in_esm):
         return stand_in_esm(in_slices=in_slices, group_size=min(3, in_slices))
 
     rows = inferer_benchmark(
-        out_dir=str(tmp_path), size=(16, 12, 9), num_slices=5, batch_size=2, network_factory=factory, unet_channels=(4, 8)
+        out_dir=str(tmp_path),
+        size=(16, 12, 9),
+        num_slices=5,
+        batch_size=2,
+        network_factory=factory,
+        unet_channels=(4, 8),
     )
     assert [r["method"] for r in rows][0] == "3D sliding window" and rows[0]["time_vs_3d"] == 1.0
     with open(tmp_path / "inferer_benchmark.csv") as f:

@@ -39,7 +39,8 @@ def test_multiclass_vote_is_onehot_majority():
 
 def test_mapping_transform_dict_and_metatensor():
     affine = torch.diag(torch.tensor([2.0, 1.0, 1.0, 1.0]))
-    views = {k: MetaTensor(v, affine=affine) for k, v in zip(("pred_axial", "pred_coronal", "pred_sagittal"), (A, B, C))}
+    names = ("pred_axial", "pred_coronal", "pred_sagittal")
+    views = {k: MetaTensor(v, affine=affine) for k, v in zip(names, (A, B, C))}
     out = ViewFusion()(views)
     assert isinstance(out, MetaTensor) and torch.equal(out.affine, affine)
     d = ViewFusiond(list(views), output_key="pred", method="mean")({**views, "image": 1})

@@ -39,7 +39,8 @@ def test_empty_slices_pairs_count_as_dice_one():
 def test_axis(axis, dim):
     p, y = _case()
     p, y = p.transpose(dim, 4), y.transpose(dim, 4)  # move the Z slices to another axis
-    assert compute_inter_slice_similarity(p, y, axis=axis).item() == pytest.approx(compute_inter_slice_similarity(*_case()).item())
+    expected = compute_inter_slice_similarity(*_case()).item()
+    assert compute_inter_slice_similarity(p, y, axis=axis).item() == pytest.approx(expected)
 
 
 def test_background_channel():
@@ -88,7 +89,8 @@ def test_monai_handler_and_bundle_config():
     from monai.handlers import IgniteMetricHandler, from_engine
 
     p, y = _case()
-    metric = ConfigParser({"m": {"_target_": "t2d_monai.metrics.InterSliceSimilarity", "axis": "axial"}}).get_parsed_content("m")
+    config = {"m": {"_target_": "t2d_monai.metrics.InterSliceSimilarity", "axis": "axial"}}
+    metric = ConfigParser(config).get_parsed_content("m")
     engine = Engine(lambda engine, batch: {"pred": [p[0], y[0]], "label": [y[0], y[0]]})
     IgniteMetricHandler(metric_fn=metric, output_transform=from_engine(["pred", "label"])).attach(engine, "iss")
     engine.run([0], max_epochs=1)

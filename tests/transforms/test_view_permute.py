@@ -60,7 +60,9 @@ def test_invertd_pipeline_from_file(tmp_path, view):
     path = str(tmp_path / "ct.nii.gz")
     nib.save(nib.Nifti1Image(data, affine), path)
     keys = ["image"]
-    pre = Compose([LoadImaged(keys), EnsureChannelFirstd(keys), Orientationd(keys, axcodes="RAS"), ViewPermuted(keys, view)])
+    pre = Compose(
+        [LoadImaged(keys), EnsureChannelFirstd(keys), Orientationd(keys, axcodes="RAS"), ViewPermuted(keys, view)]
+    )
     d = pre({"image": path})
     image = d["image"]
     assert image.shape[-1] == {"axial": 5, "coronal": 7, "sagittal": 9}[view]
