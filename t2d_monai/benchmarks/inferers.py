@@ -55,8 +55,12 @@ def scaled_patch(size: Sequence[int], multiple: int = 8) -> tuple[int, ...]:
 
 def t2dnet_factory(in_slices: int, fusion: str, attention: str | None, backbone: str) -> torch.nn.Module:
     """Default network factory: ``t2d_monai.networks.T2DNet`` (imported when called), one output class."""
-    from t2d_monai.networks import T2DNet
-
+    try:
+        from t2d_monai.networks import T2DNet
+    except ImportError as e:
+        raise ImportError(
+            "inferer_benchmark needs t2d_monai.networks.T2DNet; pass --network_factory module:function otherwise."
+        ) from e
     return T2DNet(in_slices=in_slices, out_channels=1, backbone=backbone, fusion=fusion, attention=attention)
 
 

@@ -193,7 +193,7 @@ class RandThickSliceGroupd(Randomizable, MapTransform, MultiSampleTrait):
 
         >>> t = RandThickSliceGroupd(["image", "label"], "label", num_slices=3, num_samples=4)
         >>> t.set_random_state(0)
-        >>> out = t({"image": torch.rand(1, 8, 8, 20), "label": torch.zeros(1, 8, 8, 20)})
+        >>> out = t({"image": torch.rand(1, 8, 8, 20), "label": (torch.rand(1, 8, 8, 20) > 0.9).float()})
         >>> len(out), out[0]["image"].shape
         (4, torch.Size([3, 8, 8]))
     """
