@@ -1,0 +1,233 @@
+"""Inference time of the thick-slice inferer (with and without the f1 cache) against 3D and 2D baselines.
+
+Command: ``python -m t2d_monai inferer_benchmark`` (``--help`` for the arguments). It writes
+``inferer_benchmark.md`` and ``inferer_benchmark.csv`` into ``out_dir`` (default ``docs``).
+
+One synthetic volume (default 256x256x96, untrained weights: timing only) goes through, in one run:
+
+- ``ThickSliceInferer`` (15 slices, stride 1) with a T2DNet (ESM + SSA, ResNet-50), with and
+  without the f1 cache; the two outputs are compared (max abs difference);
+- MONAI ``SlidingWindowInferer`` with a MONAI 3D ``UNet`` at the paper's 3D setting scaled to the
+  volume: the paper's 128x128x64 patch on its 512x512x394 test case is scaled per axis to this
+  volume (64x64x16 for 256x256x96, rounded to a multiple of 8) so the number of windows stays the
+  paper's, and the stride 32/32/16 (a quarter of the patch) is kept as ``overlap=0.75``;
+- MONAI ``SliceInferer`` with a single-slice 2D DeepLabV3+ (``T2DNet(in_slices=1, fusion="early",
+  attention=None)``).
+
+Times are reported in seconds and as ratios to the 3D sliding window.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+__all__ = [
+    "PAPER_3D_PATCH",
+    "PAPER_3D_STRIDE",
+    "PAPER_TEST_CASE",
+    "inferer_benchmark",
+    "scaled_patch",
+    "t2dnet_factory",
+]
+
+#: the paper's 3D setting (section 4.2.3) and its latency test case (Table 1).
+PAPER_3D_PATCH = (128, 128, 64)
+PAPER_3D_STRIDE = (32, 32, 16)
+PAPER_TEST_CASE = (512, 512, 394)
+
+
+def scaled_patch(size: Sequence[int], multiple: int = 8) -> tuple[int, ...]:
+    """The paper's 3D patch scaled per axis from its 512x512x394 test case to ``size`` (multiple of ``multiple``)."""
+    return tuple(
+        min(max(multiple, int(round(p * s / c / multiple)) * multiple), s)
+        for p, s, c in zip(PAPER_3D_PATCH, size, PAPER_TEST_CASE)
+    )
+
+
+def t2dnet_factory(in_slices: int, fusion: str, attention: str | None, backbone: str) -> torch.nn.Module:
+    """Default network factory: ``t2d_monai.networks.T2DNet`` (imported when called), one output class."""
+    try:
+        from t2d_monai.networks import T2DNet
+    except ImportError as e:
+        raise ImportError(
+            "inferer_benchmark needs t2d_monai.networks.T2DNet; pass --network_factory module:function otherwise."
+        ) from e
+    return T2DNet(in_slices=in_slices, out_channels=1, backbone=backbone, fusion=fusion, attention=attention)
+
+
+def _resolve(factory: Callable | str | None) -> Callable:
+    if factory is None:
+        return t2dnet_factory
+    if callable(factory):
+        return factory
+    module_name, _, name = str(factory).partition(":")
+    if not name:
+        raise ValueError(f"network_factory must be a callable or 'module:function', got {factory!r}.")
+    return getattr(importlib.import_module(module_name), name)
+
+
+def _timed(fn: Callable[[], torch.Tensor], repeats: int, device: torch.device) -> tuple[float, torch.Tensor]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def inferer_benchmark(
+    out_dir: str = "docs",
+    size: Sequence[int] = (256, 256, 96),
+    num_slices: int = 15,
+    stride: int = 1,
+    backbone: str = "resnet50",
+    batch_size: int = 4,
+    repeats: int = 1,
+    threads: int | None = None,
+    device: str = "cpu",
+    network_factory: Callable | str | None = None,
+    unet_channels: Sequence[int] = (32, 64, 128, 256),
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Time the four inference schemes on one volume and write ``inferer_benchmark.md``/``.csv`` to ``out_dir``.
+
+    Args:
+        out_dir: folder of the markdown and CSV results (default ``docs``).
+        size: volume size ``H, W, D`` (default 256x256x96; on the command line ``--size 256,256,96``).
+        num_slices: slices per thick-slice window (paper: 15).
+        stride: thick-slice window stride (paper: 1).
+        backbone: T2DNet backbone (default ``resnet50``).
+        batch_size: windows per forward for every inferer (thick-slice windows, 3D patches, 2D slices).
+        repeats: runs per scheme; the fastest is reported.
+        threads: ``torch.set_num_threads`` (default: torch's choice).
+        device: ``cpu`` (default) or e.g. ``cuda``.
+        network_factory: callable ``(in_slices, fusion, attention, backbone) -> nn.Module`` or
+            ``"module:function"``; default :func:`t2dnet_factory` (T2DNet). Tests pass a tiny stand-in.
+        unet_channels: channels of the MONAI 3D UNet levels (strides of 2 between them, 2 residual units).
+        seed: seed of the weights and of the random volume.
+
+    Returns:
+        the result rows (also written as CSV).
+    """
+    from monai.inferers import SliceInferer, SlidingWindowInferer
+    from monai.networks.nets import UNet
+
+    from t2d_monai.inferers import ThickSliceInferer
+
+    size = tuple(int(s) for s in size)
+    if len(size) != 3 or min(size) < 1:
+        raise ValueError(f"size must be three positive integers H, W, D, got {size!r}.")
+    if threads:
+        torch.set_num_threads(int(threads))
+    dev = torch.device(device)
+    factory = _resolve(network_factory)
+    torch.manual_seed(seed)
+    volume = torch.randn(1, 1, *size, device=dev)
+    thick = factory(num_slices, "esm", "ssa", backbone).to(dev).eval()
+    single = factory(1, "early", None, backbone).to(dev).eval()
+    patch = scaled_patch(size)
+    levels = len(unet_channels)
+    unet = UNet(3, 1, 1, channels=tuple(unet_channels), strides=(2,) * (levels - 1), num_res_units=2).to(dev).eval()
+
+    schemes: list[tuple[str, str, torch.nn.Module, Callable[[], torch.Tensor]]] = [
+        (
+            "3D sliding window",
+            f"MONAI UNet {tuple(unet_channels)}, patch {'x'.join(map(str, patch))}, overlap 0.75",
+            unet,
+            lambda: SlidingWindowInferer(patch, sw_batch_size=batch_size, overlap=0.75)(volume, unet),
+        ),
+        (
+            "2D slice-by-slice",
+            f"single-slice DeepLabV3+ ({backbone}), SliceInferer",
+            single,
+            lambda: SliceInferer(spatial_dim=2, roi_size=size[:2], sw_batch_size=batch_size)(volume, single),
+        ),
+        (
+            "thick-slice, no f1 cache",
+            f"T2DNet k={num_slices} ESM+SSA ({backbone}), stride {stride}",
+            thick,
+            lambda: ThickSliceInferer(num_slices, stride, batch_size, cache_f1=False)(volume, thick),
+        ),
+        (
+            "thick-slice, f1 cache",
+            f"T2DNet k={num_slices} ESM+SSA ({backbone}), stride {stride}",
+            thick,
+            lambda: ThickSliceInferer(num_slices, stride, batch_size, cache_f1=True)(volume, thick),
+        ),
+    ]
+    rows: list[dict[str, Any]] = []
+    outputs: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name, network_desc, net, run in schemes:
+            seconds, out = _timed(run, repeats, dev)
+            outputs[name] = out
+            rows.append(
+                {
+                    "method": name,
+                    "network": network_desc,
+                    "parameters_M": round(sum(p.numel() for p in net.parameters()) / 1e6, 2),
+                    "seconds": round(seconds, 3),
+                }
+            )
+            print(f"{name}: {seconds:.2f} s", file=sys.stderr)
+    reference = rows[0]["seconds"]
+    for row in rows:
+        row["time_vs_3d"] = round(row["seconds"] / reference, 3)
+    max_diff = float((outputs["thick-slice, f1 cache"] - outputs["thick-slice, no f1 cache"]).abs().max())
+    cache_speedup = rows[2]["seconds"] / rows[3]["seconds"]
+    _write(out_dir, rows, size, patch, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup)
+    return rows
+
+
+def _write(out_dir, rows, size, patch, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "inferer_benchmark.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    import monai
+
+    stride_3d = tuple(max(1, int(p * 0.25)) for p in patch)
+    lines = [
+        "# Inference time: thick-slice inferer against 3D sliding window and 2D slice-by-slice",
+        "",
+        "Written by `python -m t2d_monai inferer_benchmark` (t2d_monai/benchmarks/inferers.py); do not edit by hand.",
+        "",
+        f"Volume {'x'.join(map(str, size))} (random values, untrained weights: timing only), one output class, "
+        f"batch {batch_size} windows per forward, best of {repeats} run(s), device `{dev}` "
+        f"({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}), "
+        f"torch {torch.__version__}, MONAI {monai.__version__}. "
+        f"3D patch {'x'.join(map(str, patch))} with stride {'/'.join(map(str, stride_3d))} "
+        f"(the paper's 128x128x64 / 32x32x16 on 512x512x394, scaled per axis); "
+        f"thick-slice windows of {num_slices} slices at stride {stride}.",
+        "",
+        "| method | network | parameters (M) | seconds | time / 3D sliding window |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {r['method']} | {r['network']} | {r['parameters_M']} | {r['seconds']:.2f} | {r['time_vs_3d']:.3f} |"
+        for r in rows
+    ]
+    verdict = "meets" if cache_speedup >= 1.5 and max_diff < 1e-5 else "misses"
+    lines += [
+        "",
+        f"f1 cache: {cache_speedup:.2f}x faster than without it; max |cached - uncached| = {max_diff:.2e} "
+        f"({verdict} the target: at least 1.5x faster, difference under 1e-5).",
+        "",
+    ]
+    with open(os.path.join(out_dir, "inferer_benchmark.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))

@@ -1,0 +1,262 @@
+"""Thick-slice inference: run a thickened 2D network over every window of ``k`` slices of a volume.
+
+Testing protocol of Yu et al., "Thickened 2D Networks for Efficient 3D Medical Image Segmentation"
+(https://arxiv.org/abs/1904.01150), section 4.2.2: the volume is cut into 15-slice windows that
+overlap by 14 slices (stride 1), and each slice's probabilities are averaged over all the windows
+that cover it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from monai.data import MetaTensor
+from monai.inferers import Inferer
+from monai.utils import convert_to_dst_type, ensure_tuple_rep, look_up_option
+
+from t2d_monai.transforms.thick_slice import SLICE_PAD_MODES, pad_slices, slice_padding
+
+__all__ = ["ACTIVATIONS", "ThickSliceInferer", "window_starts"]
+
+#: how the network's per-slice logits become the averaged values.
+ACTIVATIONS = ("auto", "sigmoid", "softmax", "none")
+
+
+def window_starts(depth: int, num_slices: int, stride: int) -> list[int]:
+    """First slice of every window of ``num_slices`` slices over ``depth >= num_slices`` slices.
+
+    Windows start at ``0, stride, 2 * stride, ...``; when the last one does not end at the last
+    slice, one more window ending there (start ``depth - num_slices``) is added, so every slice is
+    covered at least once.
+    """
+    starts = list(range(0, depth - num_slices + 1, stride))
+    if starts[-1] != depth - num_slices:
+        starts.append(depth - num_slices)
+    return starts
+
+
+def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
+    wrappers = (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)
+    return network.module if isinstance(network, wrappers) else network
+
+
+class ThickSliceInferer(Inferer):
+    """Average a thickened 2D network's slice predictions over all windows of ``num_slices`` slices.
+
+    ``inferer(inputs, network)`` takes ``inputs`` ``(N, 1, H, W, D)`` with the slicing axis last
+    (see :class:`~t2d_monai.transforms.ViewPermute`) and returns ``(N, out_channels, H, W, D)``:
+
+    - windows of ``num_slices`` slices start at ``0, stride, 2 * stride, ...`` plus one ending at
+      the last slice when the stride does not reach it (:func:`window_starts`); a volume with
+      ``D < num_slices`` is padded along the slices (``pad_mode``, as
+      :class:`~t2d_monai.transforms.ThickSliceGroup` does at training time) and cropped back;
+    - each window ``(B, num_slices, H, W)`` (``batch_size`` windows per forward) goes through the
+      network, which returns ``(B, num_slices * out_channels, H, W)`` logits with channel
+      ``s * out_channels + c`` = class ``c`` of slice ``s`` (any ``nn.Module`` with that mapping
+      works); ``out_channels`` is the output channel count divided by ``num_slices``;
+    - logits become probabilities per slice (``activation="auto"``: sigmoid for one class,
+      softmax over the classes otherwise) and every slice gets the mean over the windows that
+      cover it (all its pixels are covered by the same windows).
+
+    With ``inplane_divisor`` the slices are padded (symmetrically, zeros) so H and W become
+    multiples of it, and the output is cropped back to ``(H, W)``.
+
+    f1 cache: when the network (or the ``.module`` of a ``DataParallel``/``DistributedDataParallel``
+    wrapper) has ``supports_group_cache = True`` (T2DNet with ``fusion="esm"``), the inferer calls
+    ``encode_group`` once per absolute group start and ``decode`` per window batch, reusing each
+    group's f1 feature across overlapping windows: with 15 slices, groups of 3 and stride 1 that
+    is 5 times fewer f1 passes, with the same output as the plain forward (float32, < 1e-5). The
+    cache is skipped when ``cache_f1=False`` or extra ``*args``/``**kwargs`` are passed to the call.
+
+    Memory bound: besides the input, one padded slice-major copy of it ``(N, D, H, W)`` and the
+    output accumulator ``(N, out_channels, H, W, D)`` (on ``device``), at most two window batches
+    are alive at a time (one being built while the previous one's results are released), and the
+    f1 cache holds only groups that a window of the current batch or a later one still needs: the
+    features alive come from encode calls covering at most
+    ``2 * ((batch_size - 1) * stride + num_slices)`` group starts. Neither bound depends on D.
+
+    Args:
+        num_slices: slices per window ``k``; paper default 15.
+        stride: slices between consecutive windows; paper default 1 (14 slices overlap).
+        batch_size: windows per network call.
+        sw_device: device of the windows and the network computation; default: the input's device.
+        device: device of the output accumulator and result; default: the input's device.
+        progress: show a tqdm progress bar over the window batches.
+        cache_f1: reuse each group's f1 feature across windows when the network supports it.
+        inplane_divisor: pad H and W to multiples of this (int or pair); None or 1: no padding.
+        activation: ``"auto"`` (default), ``"sigmoid"``, ``"softmax"`` or ``"none"`` (average the logits).
+        pad_mode: padding along the slices for ``D < num_slices``: ``"edge"`` (default) or ``"constant"``.
+
+    Raises:
+        ValueError: for a bad argument; at call time when ``inputs`` is not ``(N, 1, H, W, D)``, the
+            network's ``in_slices`` differs from ``num_slices``, or its output is not
+            ``(B, num_slices * C, H, W)``.
+
+    Example::
+
+        >>> net = torch.nn.Conv2d(15, 30, 3, padding=1)  # any (N, 15, H, W) -> (N, 15 * 2, H, W) module
+        >>> ThickSliceInferer(num_slices=15, batch_size=4)(torch.rand(1, 1, 32, 32, 20), net).shape
+        torch.Size([1, 2, 32, 32, 20])
+    """
+
+    def __init__(
+        self,
+        num_slices: int = 15,
+        stride: int = 1,
+        batch_size: int = 1,
+        sw_device: torch.device | str | None = None,
+        device: torch.device | str | None = None,
+        progress: bool = False,
+        cache_f1: bool = True,
+        inplane_divisor: int | Sequence[int] | None = None,
+        activation: str = "auto",
+        pad_mode: str = "edge",
+    ) -> None:
+        super().__init__()
+        for name, value in (("num_slices", num_slices), ("stride", stride), ("batch_size", batch_size)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if stride > num_slices:
+            raise ValueError(
+                f"stride={stride} > num_slices={num_slices} would skip slices; use a stride of at most num_slices."
+            )
+        divisor = ensure_tuple_rep(1 if inplane_divisor is None else inplane_divisor, 2)
+        if any(int(d) != d or d < 1 for d in divisor):
+            raise ValueError(f"inplane_divisor must be None or positive integer(s), got {inplane_divisor!r}.")
+        self.num_slices = int(num_slices)
+        self.stride = int(stride)
+        self.batch_size = int(batch_size)
+        self.sw_device = sw_device
+        self.device = device
+        self.progress = bool(progress)
+        self.cache_f1 = bool(cache_f1)
+        self.inplane_divisor: tuple[int, int] = (int(divisor[0]), int(divisor[1]))
+        self.activation = look_up_option(activation, ACTIVATIONS)
+        self.pad_mode = look_up_option(pad_mode, SLICE_PAD_MODES)
+
+    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Infer ``(N, out_channels, H, W, D)`` from ``inputs`` ``(N, 1, H, W, D)``.
+
+        Args:
+            inputs: batch of one-channel volumes, slicing axis last.
+            network: ``(B, num_slices, H, W) -> (B, num_slices * C, H, W)`` module (or callable).
+            args: extra positional arguments for ``network`` (disable the f1 cache).
+            kwargs: extra keyword arguments for ``network`` (disable the f1 cache).
+        """
+        if inputs.ndim != 5 or inputs.shape[1] != 1:
+            raise ValueError(
+                f"ThickSliceInferer expects inputs of shape (N, 1, H, W, D) with the slicing axis last, "
+                f"got {tuple(inputs.shape)}."
+            )
+        net = _unwrap(network) if isinstance(network, torch.nn.Module) else network
+        in_slices = getattr(net, "in_slices", self.num_slices)
+        if in_slices != self.num_slices:
+            raise ValueError(
+                f"the network takes in_slices={in_slices} but the inferer has num_slices={self.num_slices}; "
+                "make them equal."
+            )
+        use_cache = self.cache_f1 and bool(getattr(net, "supports_group_cache", False)) and not args and not kwargs
+        temp_meta = MetaTensor([]).copy_meta_from(inputs, copy_attr=False) if isinstance(inputs, MetaTensor) else None
+        x = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
+        device = torch.device(self.device) if self.device is not None else x.device
+        sw_device = torch.device(self.sw_device) if self.sw_device is not None else x.device
+
+        n, _, height, width, depth = x.shape
+        before, after = slice_padding(depth, self.num_slices)
+        inplane = [(p // 2, p - p // 2) for p in (-s % d for s, d in zip((height, width), self.inplane_divisor))]
+        with torch.no_grad():
+            x = pad_slices(x, before, after, self.pad_mode)
+            if any(sum(p) for p in inplane):
+                x = torch.nn.functional.pad(x, (0, 0, *inplane[1], *inplane[0]))
+            x = x[:, 0].permute(0, 3, 1, 2).contiguous()  # (N, D', H', W'): every window is a contiguous block
+            starts = window_starts(x.shape[1], self.num_slices, self.stride)
+            batches = [starts[i : i + self.batch_size] for i in range(0, len(starts), self.batch_size)]
+            count = torch.zeros(x.shape[1], device=device)
+            for s in starts:
+                count[s : s + self.num_slices] += 1
+            output: torch.Tensor | None = None
+            cache: dict[int, torch.Tensor] = {}  # f1 feature of the group starting at each absolute slice
+            steps = [(b, chunk) for b in range(n) for chunk in batches]
+            for b, chunk in _progress(steps, self.progress):
+                volume = x[b]  # (D', H', W')
+                if chunk is batches[0]:
+                    cache = {}  # a new volume
+                if use_cache:
+                    logits = self._cached_logits(net, volume, chunk, cache, sw_device)
+                else:
+                    windows = torch.stack([volume[s : s + self.num_slices] for s in chunk])
+                    logits = network(windows.to(sw_device), *args, **kwargs)
+                    del windows
+                probs = self._probabilities(logits, len(chunk), volume.shape[1:])
+                del logits
+                probs = probs[..., inplane[0][0] : inplane[0][0] + height, inplane[1][0] : inplane[1][0] + width]
+                if output is None:
+                    dtype = torch.promote_types(probs.dtype, torch.float32)
+                    output = torch.zeros((n, probs.shape[2], height, width, x.shape[1]), dtype=dtype, device=device)
+                for i, s in enumerate(chunk):  # probs[i]: (k, C, H, W) -> (C, H, W, k)
+                    output[b, ..., s : s + self.num_slices] += probs[i].permute(1, 2, 3, 0).to(device)
+                del probs
+            if output is None:  # unreachable: every volume has at least one window
+                raise RuntimeError("no window was run.")
+            output = output[..., before : before + depth] / count[before : before + depth].to(output.dtype)
+        if temp_meta is not None:
+            return convert_to_dst_type(output, temp_meta, device=device)[0]
+        return output
+
+    def _cached_logits(
+        self,
+        net: Any,
+        volume: torch.Tensor,
+        chunk: list[int],
+        cache: dict[int, torch.Tensor],
+        sw_device: torch.device,
+    ) -> torch.Tensor:
+        """Logits of the windows starting at ``chunk`` from cached f1 features of ``volume`` ``(D, H, W)``."""
+        group_size, group_starts = int(net.group_size), [int(g) for g in net.group_starts]
+        for key in [key for key in cache if key < chunk[0]]:  # no later window needs these groups
+            del cache[key]
+        missing = sorted({s + g for s in chunk for g in group_starts}.difference(cache))
+        if missing:
+            groups = torch.stack([volume[a : a + group_size] for a in missing])
+            features = net.encode_group(groups.to(sw_device))
+            del groups
+            for i, a in enumerate(missing):
+                cache[a] = features[i : i + 1]
+            del features
+        fused = [torch.cat([cache[s + g] for s in chunk]) for g in group_starts]
+        return net.decode(fused, [int(volume.shape[1]), int(volume.shape[2])])
+
+    def _probabilities(self, logits: torch.Tensor, batch: int, size: Sequence[int]) -> torch.Tensor:
+        """``(B, k * C, H, W)`` logits -> ``(B, k, C, H, W)`` probabilities, checking the layout."""
+        channels = int(logits.shape[1]) if logits.ndim == 4 else 0
+        if (
+            logits.ndim != 4
+            or logits.shape[0] != batch
+            or channels % self.num_slices
+            or channels == 0
+            or tuple(logits.shape[2:]) != tuple(size)
+        ):
+            raise ValueError(
+                f"the network must map (B, {self.num_slices}, H, W) = ({batch}, {self.num_slices}, {size[0]}, "
+                f"{size[1]}) to (B, {self.num_slices} * out_channels, H, W), got {tuple(logits.shape)}; "
+                "check num_slices, and inplane_divisor if the network changes H or W."
+            )
+        out = logits.reshape(batch, self.num_slices, channels // self.num_slices, *logits.shape[2:])
+        activation = self.activation
+        if activation == "auto":
+            activation = "sigmoid" if out.shape[2] == 1 else "softmax"
+        if activation == "sigmoid":
+            return torch.sigmoid(out)
+        if activation == "softmax":
+            return torch.softmax(out, dim=2)
+        return out
+
+
+def _progress(steps: list, show: bool) -> Any:
+    if not show:
+        return steps
+    from tqdm import tqdm
+
+    return tqdm(steps, desc="thick-slice windows", unit="batch")

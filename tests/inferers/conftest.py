@@ -1,0 +1,39 @@
+"""A small network that implements the T2DNet contract, for the inferer tests and the benchmark test."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+class StandInESM(torch.nn.Module):
+    """Small network implementing the T2DNet contract (contract_t2dnet): split forward over mini-groups."""
+
+    def __init__(self, in_slices: int = 15, out_channels: int = 1, group_size: int = 3, width: int = 4) -> None:
+        super().__init__()
+        self.in_slices, self.out_channels, self.group_size = in_slices, out_channels, group_size
+        self.fusion, self.supports_group_cache = "esm", True
+        starts = list(range(0, in_slices - group_size + 1, group_size))
+        if starts[-1] + group_size < in_slices:
+            starts.append(in_slices - group_size)
+        self.group_starts = starts
+        self.f1 = torch.nn.Sequential(torch.nn.Conv2d(group_size, width, 3, stride=2, padding=1), torch.nn.Tanh())
+        self.fuse = torch.nn.Conv2d(width * len(starts), width, 1)
+        self.head = torch.nn.Conv2d(width, in_slices * out_channels, 3, padding=1)
+
+    def encode_group(self, x_group: torch.Tensor) -> torch.Tensor:
+        return self.f1(x_group)
+
+    def decode(self, features: list[torch.Tensor], out_size: list[int]) -> torch.Tensor:
+        y = self.head(torch.tanh(self.fuse(torch.cat(features, 1))))
+        return torch.nn.functional.interpolate(y, size=out_size, mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [self.encode_group(x[:, s : s + self.group_size]) for s in self.group_starts]
+        return self.decode(features, list(x.shape[2:]))
+
+
+@pytest.fixture(scope="session")
+def stand_in_esm() -> type:
+    """The class :class:`StandInESM` (a fixture, since test modules are not importable packages)."""
+    return StandInESM
