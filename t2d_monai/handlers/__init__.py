@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .checkpoint import AtomicCheckpointSaver, ResumeCheckpointLoader, save_atomically
+from .checkpoint import AtomicCheckpointSaver, ResumeCheckpointLoader, ViewCheckpointsLoader, save_atomically
 from .model_signature import CheckpointMismatchError, ModelSignature
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "CheckpointMismatchError",
     "ModelSignature",
     "ResumeCheckpointLoader",
+    "ViewCheckpointsLoader",
     "save_atomically",
 ]

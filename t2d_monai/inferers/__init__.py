@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from .multi_view_inferer import MultiViewInferer, view_to_view_order
 from .thick_slice_inferer import ACTIVATIONS, ThickSliceInferer, window_starts
 from .view_fusion import FUSION_METHODS, ViewFusion, ViewFusiond, fuse_views
 
 __all__ = [
     "ACTIVATIONS",
     "FUSION_METHODS",
+    "MultiViewInferer",
     "ThickSliceInferer",
     "ViewFusion",
     "ViewFusiond",
     "fuse_views",
+    "view_to_view_order",
     "window_starts",
 ]

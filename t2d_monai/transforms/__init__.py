@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .check_image_label import CheckImageLabeld
 from .thick_slice import (
     SLICE_PAD_MODES,
     RandThickSliceGroupd,
@@ -13,6 +14,7 @@ from .thick_slice import (
 from .view_permute import VIEW_AXES, ViewPermute, ViewPermuted, permute_spatial
 
 __all__ = [
+    "CheckImageLabeld",
     "SLICE_PAD_MODES",
     "VIEW_AXES",
     "RandThickSliceGroupd",
