@@ -68,6 +68,9 @@ class AtomicCheckpointSaver:
         metric_engine: the evaluator whose ``state.metrics[key_metric_name]`` is compared; attach this
             handler to the trainer and pass the evaluator here.
         key_metric_name: name of the metric; default: the evaluator's ``state.key_metric_name``.
+        engine_key: the engine this handler is attached to is added to ``save_dict`` under this name
+            (so a bundle config need not reference the trainer from inside its own handler list,
+            which would be a circular reference); None: do not save the engine.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class AtomicCheckpointSaver:
         key_metric_filename: str | None = None,
         metric_engine: Engine | None = None,
         key_metric_name: str | None = None,
+        engine_key: str | None = "trainer",
     ) -> None:
         if not save_dict:
             raise ValueError("save_dict must name at least one object to save.")
@@ -95,6 +99,7 @@ class AtomicCheckpointSaver:
         self.key_metric_filename = key_metric_filename
         self.metric_engine = metric_engine
         self.key_metric_name = key_metric_name
+        self.engine_key = engine_key
         self.best_metric: float | None = None
         self.logger = logging.getLogger(__name__)
 
@@ -103,6 +108,8 @@ class AtomicCheckpointSaver:
         return {name: _unwrap(obj).state_dict() for name, obj in objects.items()}
 
     def attach(self, engine: Engine) -> None:
+        if self.engine_key is not None:
+            self.save_dict[self.engine_key] = engine
         if self.latest_filename is not None:
             engine.add_event_handler(Events.EPOCH_COMPLETED(every=self.save_interval), self.save_latest)
             engine.add_event_handler(Events.COMPLETED, self.save_latest)
@@ -133,15 +140,23 @@ class ResumeCheckpointLoader(CheckpointLoader):
     With ``enabled=False`` nothing happens (a fresh run). With ``enabled=True`` the state at ``load_path``
     is restored when the trainer starts; if there is no file yet, a warning says so and training starts
     from scratch, so the same ``--resume true`` command serves the first run and every restart.
+    The engine it is attached to is added to ``load_dict`` as ``engine_key`` (default ``"trainer"``),
+    matching :class:`AtomicCheckpointSaver`.
     """
 
-    def __init__(self, load_path: str, load_dict: dict, enabled: bool = True, **kwargs: Any) -> None:
-        super().__init__(load_path=load_path, load_dict=load_dict, **kwargs)
+    def __init__(
+        self, load_path: str, load_dict: dict, enabled: bool = True, engine_key: str | None = "trainer", **kwargs: Any
+    ) -> None:
+        super().__init__(load_path=load_path, load_dict=dict(load_dict), **kwargs)
         self.enabled = bool(enabled)
+        self.engine_key = engine_key
 
     def attach(self, engine: Engine) -> None:
-        if self.enabled:
-            super().attach(engine)
+        if not self.enabled:
+            return
+        if self.engine_key is not None:
+            self.load_dict[self.engine_key] = engine
+        super().attach(engine)
 
     def __call__(self, engine: Engine) -> None:
         if not os.path.isfile(self.load_path):

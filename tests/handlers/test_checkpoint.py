@@ -31,7 +31,7 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     engine.run(DATA, max_epochs=4)
 
     net, opt, engine = _make()
-    saver = AtomicCheckpointSaver(str(tmp_path), {"model": net, "optimizer": opt, "trainer": engine})
+    saver = AtomicCheckpointSaver(str(tmp_path), {"model": net, "optimizer": opt})  # engine added on attach
     saver.attach(engine)
     engine.add_event_handler(Events.EPOCH_COMPLETED(once=2), lambda e: e.terminate())  # "killed" after epoch 2
     engine.run(DATA, max_epochs=4)
@@ -39,7 +39,7 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
 
     net2, opt2, engine2 = _make(seed=123)  # fresh process: other initial weights
     ResumeCheckpointLoader(
-        str(tmp_path / "checkpoint.pt"), {"model": net2, "optimizer": opt2, "trainer": engine2}
+        str(tmp_path / "checkpoint.pt"), {"model": net2, "optimizer": opt2}
     ).attach(engine2)
     engine2.run(DATA, max_epochs=4)
     assert engine2.state.epoch == 4 and engine2.state.iteration == 16
