@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if name not in COMMANDS:
         print(f"unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
         raise SystemExit(2)
-    fire.Fire(_load(COMMANDS[name][0]), command=argv[1:], name=f"python -m t2d_monai {name}")
+    fire.Fire(_load(COMMANDS[name][0]), command=argv[1:], name=name)
 
 
 if __name__ == "__main__":
