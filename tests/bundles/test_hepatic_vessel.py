@@ -28,6 +28,7 @@ SHAPE = (48, 40, 20)  # non-cubic on purpose; coronal slices are X x Z = 48 x 20
 TINY = {
     "num_slices": 6,
     "backbone": "resnet18",
+    "decoder_channels": 64,
     "spatial_size": [48, 48],
     "num_iterations": 4,
     "iterations_per_epoch": 2,
@@ -102,7 +103,8 @@ def trained(dataset, tmp_path_factory) -> Path:
 def test_train_writes_signed_checkpoints(trained):
     model = torch.load(trained / "models" / "model.pt", weights_only=True)
     assert model["signature"] == {
-        "view": "coronal", "num_slices": 6, "group_size": 3, "backbone": "resnet18", "fusion": "esm", "attention": "ssa"
+        "view": "coronal", "num_slices": 6, "group_size": 3, "backbone": "resnet18", "fusion": "esm", "attention": "ssa",
+        "decoder_channels": 64,
     }
     state = torch.load(trained / "models" / "checkpoint.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 4 and state["trainer"]["epoch_length"] == 2
@@ -174,7 +176,10 @@ def _write_view_checkpoint(root: Path, view: str, num_slices: int = 6) -> None:
     parser.read_config(str(CONFIGS / "inference.json"))
     parser.update({**TINY, "num_slices": num_slices, "view": view})
     net = parser.get_parsed_content("network_def")
-    fields = {"view": view, "num_slices": num_slices, "group_size": 3, "backbone": "resnet18", "fusion": "esm", "attention": "ssa"}
+    fields = {
+        "view": view, "num_slices": num_slices, "group_size": 3, "backbone": "resnet18", "fusion": "esm", "attention": "ssa",
+        "decoder_channels": 64,
+    }
     from t2d_monai.bundle import checkpoint_filename
 
     torch.save({"signature": fields, "model": net.state_dict()}, root / "models" / checkpoint_filename(view))
@@ -290,14 +295,14 @@ def test_model_zoo_checks(trained, tmp_path):
     subprocess.run(cmd + ["verify_metadata", "--meta_file", meta, "--filepath", str(SCHEMA)], check=True, env=env)
     subprocess.run(
         cmd + ["verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", str(CONFIGS / "inference.json"),
-               "--backbone", "resnet18"],
+               "--backbone", "resnet18", "--decoder_channels", "64"],
         check=True, env=env,
     )
     ts = tmp_path / "model.ts"
     subprocess.run(
         cmd + ["ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(trained / "models" / "model.pt"),
                "--meta_file", meta, "--config_file", str(CONFIGS / "inference.json"), "--key_in_ckpt", "model",
-               "--backbone", "resnet18", "--num_slices", "6"],
+               "--backbone", "resnet18", "--num_slices", "6", "--decoder_channels", "64"],
         check=True, env=env,
     )
     scripted = torch.jit.load(str(ts))
