@@ -1,0 +1,36 @@
+"""The one-command demo, end to end with tiny settings (the real run uses the CPU overlay as it is)."""
+
+from __future__ import annotations
+
+import pytest
+
+from t2d_monai.demo import find_bundle, run_demo
+
+TINY = {
+    "num_slices": 6, "backbone": "resnet18", "decoder_channels": 16, "spatial_size": [48, 48],
+    "iterations_per_epoch": 2, "lr_milestones": [3], "val_interval": 1, "volumes_per_batch": 1, "slabs_per_volume": 2,
+}
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    summary = run_demo(
+        out=str(out), num_cases=5, num_test=1, shape=(48, 40, 20), num_iterations=4, overrides=TINY,
+        report=str(tmp_path / "docs" / "demo.md"),
+    )
+    assert 0.0 <= summary["mean_dice"] <= 1.0
+    assert summary["dice_per_case"] and summary["mean_inter_slice_similarity"] >= 0.0
+    assert (out / "preview.png").stat().st_size > 10_000
+    assert (out / "bundle" / "models" / "model.pt").is_file()
+    assert list((out / "bundle" / "eval").glob("*_seg.nii.gz"))
+    report = (tmp_path / "docs" / "demo.md").read_text()
+    assert "| **mean** |" in report and "images/demo_preview.png" in report
+    assert (tmp_path / "docs" / "images" / "demo_preview.png").is_file()
+
+
+
+def test_find_bundle_errors_clearly(tmp_path):
+    assert (find_bundle() / "configs" / "train.json").is_file()
+    with pytest.raises(FileNotFoundError, match="no configs/train.json"):
+        find_bundle(bundle_dir=str(tmp_path))
