@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .slab_dice import SlabDiceLoss
+from .slab_loss import SlabDiceLoss, SlabLoss, to_slab
 
-__all__ = ["SlabDiceLoss"]
+__all__ = ["SlabDiceLoss", "SlabLoss", "to_slab"]

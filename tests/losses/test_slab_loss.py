@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from monai.losses import DiceLoss
+from monai.losses import DiceCELoss, DiceLoss
 
-from t2d_monai.losses import SlabDiceLoss
+from t2d_monai.losses import SlabDiceLoss, SlabLoss
 
 
 def _hand_dice_loss(prob: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5) -> torch.Tensor:
@@ -51,3 +51,14 @@ def test_ill_arg():
         SlabDiceLoss(num_classes=0)
     with pytest.raises(ValueError, match=r"\(N, k \* 2, H, W\)"):
         SlabDiceLoss(num_classes=2, softmax=True)(torch.randn(1, 3, 4, 4), torch.zeros(1, 3, 4, 4))
+
+
+def test_slab_loss_wraps_any_loss_as_one_3d_block():
+    torch.manual_seed(2)
+    logits = torch.randn(2, 4, 6, 6)
+    target = (torch.rand(2, 4, 6, 6) > 0.8).float()
+    wrapped = SlabLoss(DiceCELoss(sigmoid=True))(logits, target)
+    expected = DiceCELoss(sigmoid=True)(logits[:, None], target[:, None])
+    torch.testing.assert_close(wrapped, expected)
+    with pytest.raises(ValueError, match="num_classes"):
+        SlabLoss(DiceLoss(), num_classes=0)
