@@ -384,7 +384,8 @@ def zoo_check(
         net = parser.get_parsed_content("network_def")
         if (root / _MODEL).is_file():
             ckpt, source = root / _MODEL, _MODEL
-            net.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True)["model"])
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+            net.load_state_dict(state.get("model", state))
         else:
             ckpt, source = tmp / "random.pt", "random weights (no local models/model.pt)"
             torch.save({"model": net.state_dict()}, ckpt)
