@@ -225,6 +225,7 @@ class MyApp(MONAILabelApp):
             if mismatch is not None:
                 raise HTTPException(status_code=409, detail=f"model {name!r}: {mismatch}") from e
             if bad_input is not None:
-                raise HTTPException(status_code=422, detail=f"model {name!r} cannot segment this input: {bad_input}") from e
+                detail = f"model {name!r} cannot segment this input: {bad_input}"
+                raise HTTPException(status_code=422, detail=detail) from e
             logger.exception(f"inference with {name!r} failed")
             raise HTTPException(status_code=500, detail=f"model {name!r} failed: {type(e).__name__}: {e}") from e

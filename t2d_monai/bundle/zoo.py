@@ -220,7 +220,7 @@ def package_bundle(
         raise FileExistsError(f"out {str(dest)!r} exists; pass --force to replace it, or choose another path.")
     checkpoint = Path(model) if model else (src / _MODEL if (src / _MODEL).is_file() else None)
     if checkpoint is not None and not checkpoint.is_file():
-        raise FileNotFoundError(f"model {str(checkpoint)!r} does not exist; give the path of a trained models/model.pt.")
+        raise FileNotFoundError(f"model {str(checkpoint)!r} does not exist; give the path of a trained model.pt.")
     if weights_url and checkpoint is None:
         raise ValueError("weights_url needs the checkpoint (model=...) to record its md5 in large_files.yml.")
 

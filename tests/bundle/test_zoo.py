@@ -55,7 +55,8 @@ def checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def packaged(bundle, checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pkg") / "hepatic_vessel"
-    return Path(package_bundle(str(bundle), str(out), model=str(checkpoint), overlays="cpu_small.json", overrides=SMALL))
+    path = package_bundle(str(bundle), str(out), model=str(checkpoint), overlays="cpu_small.json", overrides=SMALL)
+    return Path(path)
 
 
 @pytest.mark.parametrize(
@@ -102,7 +103,8 @@ def test_package_bundle_zip_and_hosted_weights(bundle, checkpoint, tmp_path):
 
 
 def test_package_bundle_refuses_checkpoint_of_other_settings(bundle, checkpoint, tmp_path):
-    with pytest.raises(CheckpointMismatchError, match="num_slices: the checkpoint was trained with 6, the config asks for 15"):
+    match = "num_slices: the checkpoint was trained with 6, the config asks for 15"
+    with pytest.raises(CheckpointMismatchError, match=match):
         package_bundle(str(bundle), str(tmp_path / "a"), model=str(checkpoint))
     unsigned = tmp_path / "unsigned.pt"  # weights only, as other tools save them: the weights themselves must fit
     torch.save({"model": torch.load(checkpoint, weights_only=True)["model"]}, unsigned)
@@ -167,7 +169,8 @@ def test_torchscript_overlay_runs_the_exported_model_like_eager(packaged, tmp_pa
         wf.run()
         wf.finalize()
         (image,) = sorted((data / "imagesTs").glob("*.nii.gz"))
-        outputs[name] = np.asarray(nib.load(tmp_path / "out" / image.name.replace(".nii.gz", f"_{name}.nii.gz")).dataobj)
+        written = tmp_path / "out" / image.name.replace(".nii.gz", f"_{name}.nii.gz")
+        outputs[name] = np.asarray(nib.load(written).dataobj)
     assert outputs["seg"].shape == (40, 32, 16) and 0 < outputs["seg"].sum() < outputs["seg"].size
     np.testing.assert_array_equal(outputs["seg_ts"], outputs["seg"])
 
@@ -182,4 +185,5 @@ def test_commands_from_the_command_line(bundle, checkpoint, tmp_path):
     shutil.rmtree(out / "models")
     result = subprocess.run([sys.executable, "-m", "t2d_monai", "zoo_check", str(out), "--onnx", "False"], env=env,
                             capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0 and "missing in" in result.stderr and "models/model.pt (or large_files.yml" in result.stderr
+    assert result.returncode != 0 and "missing in" in result.stderr
+    assert "models/model.pt (or large_files.yml" in result.stderr
