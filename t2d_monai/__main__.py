@@ -38,6 +38,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "thick-slice inferer (with/without f1 cache) against 3D sliding window and 2D slice inference",
     ),
     "demo": ("t2d_monai.demo:demo", "synthesise data, train, evaluate and infer with the hepatic_vessel bundle on CPU"),
+    "package_bundle": (
+        "t2d_monai.bundle.zoo:package_bundle",
+        "copy a bundle into the model-zoo layout (folder or zip), with overlays baked in and the checkpoint checked",
+    ),
+    "zoo_check": (
+        "t2d_monai.bundle.zoo:zoo_check",
+        "offline model-zoo CI checks: files, changelog, schema, verify_net_in_out, TorchScript and ONNX export",
+    ),
 }
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from .checks import check_checkpoint_exists, check_dataset_dir, list_images
 from .paths import VIEWS, bundle_root_from_argv, checkpoint_filename
+from .zoo import ZooCheckError, package_bundle, zoo_check
 
 __all__ = [
     "VIEWS",
+    "ZooCheckError",
     "bundle_root_from_argv",
     "check_checkpoint_exists",
     "check_dataset_dir",
     "checkpoint_filename",
     "list_images",
+    "package_bundle",
+    "zoo_check",
 ]

@@ -1,0 +1,231 @@
+"""MONAI Label app serving t2d_monai bundles (hepatic_vessel) for annotation, with clear errors.
+
+It is MONAI Label's ``monaibundle`` sample app (``BundleInferTask``/``BundleTrainTask`` on local bundles), with
+what a served T2DNet bundle needs on top:
+
+- bundles are only ever local: ``--conf models NAME[,NAME]`` names folders in ``<app>/model/`` (or paths); the
+  app never downloads from the model zoo, so no ``zoo_source`` setting and no network access are needed;
+- a bundle without weights (no ``models/model.pt`` nor ``models/model.ts``) is not served with a random network:
+  the start-up log says so, ``GET /info/`` lists it under ``unavailable_models`` with the reason, and an
+  inference request gets HTTP 503 with that reason; training it through MONAI Label is still offered, and once
+  ``models/model.pt`` exists the model is served without a restart;
+- the checkpoint's signature (view, num_slices, backbone, ...) is checked against ``configs/inference.json``
+  before its weights are loaded, and the weights are loaded strictly (MONAI Label's default is not strict);
+- errors caused by the input (a 2D or 4D image, a checkpoint that does not fit) come back as HTTP 422/409 with
+  the bundle's message in ``detail``, instead of a bare "Internal Server Error"; the server keeps serving;
+- the model is reported as 3D (``dimension`` 3): it takes whole volumes, though its network sees 2D slabs;
+- training through ``POST /train/NAME`` runs the bundle's ``train.json`` (with the checkpoint signature in
+  the pretrained-weights loader) on the datastore's labelled images.
+
+Start (see docs/monailabel.md)::
+
+    monailabel start_server --app apps/t2d_label --studies STUDIES --conf models hepatic_vessel \\
+        --host 127.0.0.1 --port 8000
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import logging
+import os
+from typing import Any, Dict
+
+import torch
+
+
+def _declare_torchvision_ops_if_unloadable() -> torch.library.Library | None:
+    """Let ``import torchvision`` work beside the CPU build of torch.
+
+    PyPI's torchvision wheels are CUDA builds; with ``torch==2.13.0+cpu`` their C extension does not load
+    (``libc10_cuda.so`` is missing), and torchvision 0.28 then fails on import with "operator torchvision::nms
+    does not exist", because it registers fake kernels for ``nms``/``qnms`` unconditionally. MONAI Label imports
+    torchvision only for ``torchvision.utils.make_grid``; declaring the two schemas (no kernels) is enough.
+    """
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        for library in glob.glob(os.path.join(os.path.dirname(spec.origin), "_C*.so")):
+            torch.ops.load_library(library)
+        return None
+    except OSError:
+        fragment = torch.library.Library("torchvision", "FRAGMENT")
+        for op in ("nms", "qnms"):
+            fragment.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        return fragment
+
+
+_TORCHVISION_SCHEMAS = _declare_torchvision_ops_if_unloadable()  # kept alive: the schemas live as long as it
+
+import monailabel  # noqa: E402
+from fastapi import HTTPException  # noqa: E402
+from monailabel.interfaces.app import MONAILabelApp  # noqa: E402
+from monailabel.interfaces.exception import MONAILabelException  # noqa: E402
+from monailabel.interfaces.tasks.infer_v2 import InferTask  # noqa: E402
+from monailabel.interfaces.tasks.strategy import Strategy  # noqa: E402
+from monailabel.interfaces.tasks.train import TrainTask  # noqa: E402
+from monailabel.tasks.activelearning.first import First  # noqa: E402
+from monailabel.tasks.activelearning.random import Random  # noqa: E402
+from monailabel.tasks.infer.bundle import BundleInferTask  # noqa: E402
+from monailabel.tasks.train.bundle import BundleTrainTask  # noqa: E402
+
+from t2d_monai.handlers import CheckpointMismatchError  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS = ("models/model.pt", "models/model.ts")
+
+
+def _in_chain(error: BaseException, kind: type) -> BaseException | None:
+    """The first exception of ``kind`` among ``error`` and its causes."""
+    seen = []
+    while error is not None and error not in seen:
+        if isinstance(error, kind):
+            return error
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _missing_weights(path: str) -> str | None:
+    """The reason a bundle cannot be served, or None when it has weights."""
+    if any(os.path.isfile(os.path.join(path, w)) for w in WEIGHTS):
+        return None
+    return (
+        f"bundle {os.path.basename(path)!r} has no trained weights: neither {WEIGHTS[0]} nor {WEIGHTS[1]} exists "
+        f"in {path!r}. It is not served with a random network. Train it (POST /train/{os.path.basename(path)}, or "
+        "python -m monai.bundle run training ...), or package it with its checkpoint "
+        "(python -m t2d_monai package_bundle BUNDLE OUT --model model.pt)."
+    )
+
+
+class T2DBundleInferTask(BundleInferTask):
+    """``BundleInferTask`` with strict, signature-checked loading and a 3D ``dimension``."""
+
+    def __init__(self, path: str, conf: Dict[str, str], **kwargs: Any) -> None:
+        super().__init__(path, conf, load_strict=True, **kwargs)
+        if self.valid:
+            self.dimension = 3  # metadata describes the network's 2D slabs; the task takes whole volumes
+
+    def _get_network(self, device, data):
+        model_path = self.get_path()
+        if self.network is not None and model_path and model_path.endswith(".pt"):
+            checkpoint = torch.load(model_path, map_location="cpu", weights_only=True)
+            if "signature" in checkpoint and self.bundle_config.get("signature") is not None:
+                signature = self.bundle_config.get_parsed_content("signature", instantiate=True)
+                signature.load_state_dict(checkpoint["signature"])  # raises CheckpointMismatchError
+        return super()._get_network(device, data)
+
+
+class T2DBundleTrainTask(BundleTrainTask):
+    """``BundleTrainTask`` that checks the pretrained checkpoint's signature and points ``dataset_dir`` at the
+    datastore (the bundle's ``initialize`` checks that folder; the data itself comes from the datastore)."""
+
+    def __init__(self, path: str, conf: Dict[str, str], studies: str) -> None:
+        super().__init__(path, conf, load_strict=True)
+        self.studies = studies
+
+    def _load_checkpoint(self, model_pytorch, pretrained, train_handlers):
+        if pretrained and os.path.exists(model_pytorch) and not any(
+            t.get("_target_") == "CheckpointLoader" for t in train_handlers
+        ):
+            logger.info(f"Add Checkpoint Loader (signature checked) for Path: {model_pytorch}")
+            train_handlers.insert(
+                0,
+                {
+                    "_target_": "CheckpointLoader",
+                    "load_path": model_pytorch,
+                    "load_dict": {"signature": "@signature", "model": "@network"},
+                    "strict": True,
+                    "map_location": "@device",
+                },
+            )
+
+    def _update_overrides(self, overrides):
+        overrides["dataset_dir"] = self.studies
+        return overrides
+
+
+class MyApp(MONAILabelApp):
+    """MONAI Label app for local t2d_monai bundles (``--conf models hepatic_vessel``)."""
+
+    def __init__(self, app_dir: str, studies: str, conf: Dict[str, str]) -> None:
+        names = [m.strip() for m in conf.get("models", "").split(",") if m.strip()]
+        if not names:
+            raise ValueError("no bundle given: start the server with --conf models NAME (a folder in <app>/model/).")
+        self.bundles: Dict[str, str] = {}
+        for name in names:
+            path = name if os.path.isdir(name) else os.path.join(app_dir, "model", name)
+            if not os.path.isfile(os.path.join(path, "configs", "inference.json")):
+                raise FileNotFoundError(
+                    f"bundle {name!r}: {path!r} is not a bundle folder with configs/inference.json. Put the bundle "
+                    f"(python -m t2d_monai package_bundle ...) in {os.path.join(app_dir, 'model')!r}."
+                )
+            self.bundles[os.path.basename(os.path.normpath(path))] = os.path.abspath(path)
+        self.unavailable: Dict[str, str] = {}
+        super().__init__(
+            app_dir=app_dir,
+            studies=studies,
+            conf=conf,
+            name=f"t2d_monai bundles - MONAI Label ({monailabel.__version__})",
+            description="Thickened 2D networks (t2d_monai bundles) for CT segmentation",
+            version=monailabel.__version__,
+        )
+
+    def _infer_task(self, name: str) -> InferTask | None:
+        path = self.bundles[name]
+        reason = _missing_weights(path)
+        if reason:
+            self.unavailable[name] = reason
+            logger.error(f"+++ NOT serving {name}: {reason}")
+            return None
+        self.unavailable.pop(name, None)
+        task = T2DBundleInferTask(path, self.conf)
+        logger.info(f"+++ Adding Inferer:: {name} => {task}")
+        return task
+
+    def init_infers(self) -> Dict[str, InferTask]:
+        infers = {name: self._infer_task(name) for name in self.bundles}
+        return {name: task for name, task in infers.items() if task is not None}
+
+    def init_trainers(self) -> Dict[str, TrainTask]:
+        trainers: Dict[str, TrainTask] = {}
+        for name, path in self.bundles.items():
+            task = T2DBundleTrainTask(path, self.conf, self.studies)
+            if task.is_valid():
+                logger.info(f"+++ Adding Trainer:: {name} => {task}")
+                trainers[name] = task
+        return trainers
+
+    def init_strategies(self) -> Dict[str, Strategy]:
+        return {"random": Random(), "first": First()}
+
+    def info(self) -> Dict[str, Any]:
+        meta = super().info()
+        meta["unavailable_models"] = dict(self.unavailable)
+        return meta
+
+    def infer(self, request, datastore=None):
+        name = request.get("model")
+        if name in self.unavailable:  # weights may have appeared since (training through MONAI Label)
+            task = self._infer_task(name)
+            if task is None:
+                raise HTTPException(status_code=503, detail=self.unavailable[name])
+            self._infers[name] = task
+        try:
+            return super().infer(request, datastore)
+        except HTTPException:
+            raise
+        except MONAILabelException as e:
+            raise HTTPException(status_code=400, detail=e.msg) from e
+        except Exception as e:
+            # transforms re-raise as RuntimeError("applying transform ..."): answer with the bundle's own message
+            mismatch, bad_input = _in_chain(e, CheckpointMismatchError), _in_chain(e, ValueError)
+            if mismatch is not None:
+                raise HTTPException(status_code=409, detail=f"model {name!r}: {mismatch}") from e
+            if bad_input is not None:
+                detail = f"model {name!r} cannot segment this input: {bad_input}"
+                raise HTTPException(status_code=422, detail=detail) from e
+            logger.exception(f"inference with {name!r} failed")
+            raise HTTPException(status_code=500, detail=f"model {name!r} failed: {type(e).__name__}: {e}") from e

@@ -1,0 +1,204 @@
+"""A real MONAI Label server (apps/t2d_label) serving the packaged hepatic_vessel bundle on 127.0.0.1.
+
+Runs only where ``monailabel`` is installed (its own virtual environment, see docs/monailabel.md and .ci/run):
+package the bundle with a small signed checkpoint, start the server on a free port, infer through the REST API,
+compare with the bundle's own inference, send bad input, train through MONAI Label, stop the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("monailabel")
+
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import requests  # noqa: E402
+import torch  # noqa: E402
+from monai.bundle import ConfigParser, ConfigWorkflow  # noqa: E402
+
+from t2d_monai.bundle import package_bundle  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bundles" / "hepatic_vessel"
+APP = REPO / "apps" / "t2d_label"
+SHAPE = (48, 40, 20)
+#: baked into the served configs (MONAI Label reads configs/inference.json and configs/train.json alone)
+SMALL = {
+    "num_slices": 6, "backbone": "resnet18", "spatial_size": [48, 48], "iterations_per_epoch": 2, "lr_milestones": [3],
+    "val_interval": 1, "volumes_per_batch": 1, "slabs_per_volume": 2, "infer_batch_size": 8, "num_workers": 0,
+}
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _signed_checkpoint(path: Path, case: Path) -> float:
+    """Save an untrained, signed checkpoint of the SMALL settings; return a threshold that marks ~20% of ``case``
+    as vessel (an untrained network's probabilities sit near 0.5), so that the Dice comparison is not 0 == 0."""
+    parser = ConfigParser()
+    parser.read_config(str(BUNDLE / "configs" / "inference.json"))
+    parser.update({**SMALL, "device": "$torch.device('cpu')", "bundle_root": str(path.parent)})
+    torch.manual_seed(0)
+    net = parser.get_parsed_content("network_def").eval()
+    torch.save({"signature": parser.get_parsed_content("signature").state_dict(), "model": net.state_dict()}, path)
+    image = parser.get_parsed_content("preprocessing")({"image": str(case)})["image"]
+    with torch.no_grad():
+        probabilities = parser.get_parsed_content("inferer")(image[None], net)
+    return float(np.quantile(probabilities.numpy(), 0.8))
+
+
+def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    pred, truth = pred > 0, truth == 1
+    return float(2 * (pred & truth).sum() / max(pred.sum() + truth.sum(), 1))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from t2d_monai.data.synthetic import synth
+
+    tmp = tmp_path_factory.mktemp("label")
+    data = tmp / "data"
+    synth(out=str(data), num_cases=4, num_test=0, seed=0, shape=list(SHAPE))
+    images = sorted((data / "imagesTr").glob("*.nii.gz"))
+    case = images[-1]
+    studies = tmp / "studies"
+    (studies / "labels" / "final").mkdir(parents=True)
+    for image in images:
+        (studies / image.name).symlink_to(image)
+        if image != case:  # the case we infer on stays unlabelled, as in annotation work
+            (studies / "labels" / "final" / image.name).symlink_to(data / "labelsTr" / image.name)
+    app = tmp / "app"  # the server writes model/, logs/, lib/, bin/ into its app folder: use a copy
+    app.mkdir()
+    (app / "main.py").write_bytes((APP / "main.py").read_bytes())
+    checkpoint = tmp / "model.pt"
+    threshold = _signed_checkpoint(checkpoint, case)
+    served = Path(package_bundle(str(BUNDLE), str(app / "model" / "hepatic_vessel"), model=str(checkpoint),
+                                 overlays="cpu_small.json", overrides={**SMALL, "threshold": threshold}))
+    package_bundle(str(BUNDLE), str(app / "model" / "untrained"), overlays="cpu_small.json", overrides=SMALL)
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", str(studies),
+           "--conf", "models", "hepatic_vessel,untrained", "--conf", "sam2", "false",
+           "--host", "127.0.0.1", "--port", str(port)]
+    log = open(tmp / "server.log", "w")
+    process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            if process.poll() is not None:
+                pytest.fail(f"server exited with {process.returncode}:\n{(tmp / 'server.log').read_text()[-5000:]}")
+            try:
+                if requests.get(f"{url}/info/", timeout=5).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"server did not answer in 120 s:\n{(tmp / 'server.log').read_text()[-5000:]}")
+        yield {"url": url, "bundle": served, "case": case, "label": data / "labelsTr" / case.name, "tmp": tmp,
+               "log": tmp / "server.log"}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def _infer(url: str, image: Path, out: Path) -> requests.Response:
+    with open(image, "rb") as f:
+        response = requests.post(f"{url}/infer/hepatic_vessel", params={"output": "image"},
+                                 files={"file": (image.name, f)}, data={"params": json.dumps({"device": "cpu"})},
+                                 timeout=300)
+    if response.ok:
+        out.write_bytes(response.content)
+    return response
+
+
+def test_info_serves_the_bundle_and_names_the_untrained_one(server):
+    info = requests.get(f"{server['url']}/info/", timeout=30).json()
+    model = info["models"]["hepatic_vessel"]
+    assert model["labels"] == {"vessel": 1} and model["dimension"] == 3 and model["version"] == "0.1.0"
+    assert "untrained" not in info["models"], "a bundle without weights must not be served"
+    assert "has no trained weights" in info["unavailable_models"]["untrained"]
+    assert {"hepatic_vessel", "untrained"} <= set(info["trainers"])
+
+
+def test_inference_equals_the_bundles_own_inference(server, tmp_path):
+    served = tmp_path / "served.nii.gz"
+    response = _infer(server["url"], server["case"], served)
+    assert response.status_code == 200, response.text
+    pred, image = nib.load(served), nib.load(server["case"])
+    assert pred.shape == image.shape == SHAPE
+    np.testing.assert_allclose(pred.affine, image.affine, atol=1e-4)
+
+    bundle = server["bundle"]
+    configs = bundle / "configs"
+    wf = ConfigWorkflow(config_file=str(configs / "inference.json"), meta_file=str(configs / "metadata.json"),
+                        logging_file=str(configs / "logging.conf"), workflow_type="infer", bundle_root=str(bundle),
+                        dataset_dir=str(server["case"]), output_dir=str(tmp_path / "own"))
+    wf.initialize()
+    wf.run()
+    wf.finalize()
+    own = np.asarray(nib.load(tmp_path / "own" / server["case"].name.replace(".nii.gz", "_seg.nii.gz")).dataobj)
+    truth = np.asarray(nib.load(server["label"]).dataobj)
+    served_pred = np.asarray(pred.dataobj)
+    assert 0 < own.sum() < own.size, "the comparison needs a prediction that is neither empty nor full"
+    assert _dice(served_pred, truth) == pytest.approx(_dice(own, truth), abs=1e-6)
+    assert (served_pred.astype(bool) != own.astype(bool)).sum() == 0
+
+
+def test_bad_input_is_answered_clearly_and_the_server_keeps_serving(server, tmp_path):
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((48, 40), np.int16), np.eye(4)), str(flat))
+    response = _infer(server["url"], flat, tmp_path / "unused.nii.gz")
+    assert response.status_code == 422
+    assert "is a 2D image of shape (48, 40)" in response.json()["detail"]
+
+    # thinner than the 6-slice window along the coronal view (Y = 3): segmented as the bundle does, padded slices
+    thin = tmp_path / "thin.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((32, 3, 12), np.int16), np.diag([0.8, 2.0, 2.5, 1.0])), str(thin))
+    response = _infer(server["url"], thin, tmp_path / "thin_seg.nii.gz")
+    assert response.status_code == 200, response.text
+    assert nib.load(tmp_path / "thin_seg.nii.gz").shape == (32, 3, 12)
+
+    with open(server["case"], "rb") as f:  # a bundle without weights: a clear refusal, never a random network
+        response = requests.post(f"{server['url']}/infer/untrained", params={"output": "image"},
+                                 files={"file": (server["case"].name, f)}, timeout=60)
+    assert response.status_code == 503 and "has no trained weights" in response.json()["detail"]
+
+    assert requests.get(f"{server['url']}/info/", timeout=30).ok
+    assert _infer(server["url"], server["case"], tmp_path / "again.nii.gz").status_code == 200
+
+
+def test_training_through_monailabel(server, tmp_path):
+    models = server["bundle"] / "models"
+    before = torch.load(models / "model.pt", weights_only=True)
+    response = requests.post(f"{server['url']}/train/hepatic_vessel", params={"run_sync": "true"},
+                             json={"max_epochs": 1, "val_split": 0.5, "device": "cpu", "multi_gpu": False}, timeout=600)
+    assert response.status_code == 200, response.text
+    state = torch.load(models / "checkpoint.pt", weights_only=True)
+    assert state["trainer"]["iteration"] == 2, server["log"].read_text()[-5000:]
+    after = torch.load(models / "model.pt", weights_only=True)
+    assert after["signature"] == before["signature"]
+    assert any(not torch.equal(after["model"][k], before["model"][k]) for k in before["model"]), "weights must change"
+    # the server picks up the new weights
+    assert _infer(server["url"], server["case"], tmp_path / "trained.nii.gz").status_code == 200
