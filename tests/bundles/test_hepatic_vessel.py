@@ -23,7 +23,7 @@ from t2d_monai.handlers import CheckpointMismatchError, ModelSignature
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel"
 CONFIGS = BUNDLE / "configs"
-SCHEMA = Path(__file__).resolve().parent / "meta_schema_20240725.json"
+SCHEMA = Path(__file__).resolve().parents[2] / "t2d_monai" / "bundle" / "meta_schema_20240725.json"
 SHAPE = (48, 40, 20)  # non-cubic on purpose; coronal slices are X x Z = 48 x 20
 TINY = {
     "num_slices": 6,
