@@ -34,7 +34,8 @@ APP = REPO / "apps" / "t2d_label"
 SHAPE = (48, 40, 20)
 #: baked into the served configs (MONAI Label reads configs/inference.json and configs/train.json alone)
 SMALL = {
-    "num_slices": 6, "backbone": "resnet18", "spatial_size": [48, 48], "iterations_per_epoch": 2, "lr_milestones": [3],
+    "num_slices": 6, "backbone": "resnet18", "decoder_channels": 64, "spatial_size": [48, 48], "iterations_per_epoch": 2,
+    "lr_milestones": [3],
     "val_interval": 1, "volumes_per_batch": 1, "slabs_per_volume": 2, "infer_batch_size": 8, "num_workers": 0,
 }
 pytestmark = pytest.mark.slow
