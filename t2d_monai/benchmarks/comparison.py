@@ -291,6 +291,8 @@ def _evaluate(run: _Run, cases: list[dict], warmup: bool = True) -> dict:
                 "dice": float(compute_dice(pred, label, include_background=True).nanmean()),
                 "inter_slice_similarity": float(compute_inter_slice_similarity(pred, label).mean()),
                 "latency_s": round(latency, 3),
+                "pred_foreground": round(float(pred.mean()), 5),
+                "label_foreground": round(float(label.mean()), 5),
                 "load_1min": load[0] if load else float("nan"),
             })
             _log(f"  {run.method.name}: {rows[-1]['case']} dice {rows[-1]['dice']:.3f} latency {latency:.2f} s")
@@ -337,6 +339,8 @@ def _summary(name: str, label: str, train: dict, evaluation: dict) -> dict:
         "dice_per_case": " ".join(f"{d:.3f}" for d in dice),
         "inter_slice_similarity": round(float(iss.mean()), 4),
         "latency_s": round(float(lat.mean()), 3),
+        "pred_fg_pct": round(100 * float(np.mean([c["pred_foreground"] for c in evaluation["cases"]])), 3),
+        "label_fg_pct": round(100 * float(np.mean([c["label_foreground"] for c in evaluation["cases"]])), 3),
         "params_m": round(evaluation["params"] / 1e6, 3),
         "train_time_s": train["train_time_s"],
         "iterations": train["iterations"],
@@ -366,12 +370,13 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 
 _COLUMNS = ["method", "what", "dice_mean", "dice_std", "dice_per_case", "inter_slice_similarity", "latency_s",
-            "params_m", "train_time_s", "iterations"]
+            "params_m", "train_time_s", "iterations", "pred_fg_pct", "label_fg_pct"]
 
 
 def _markdown(rows, info, image: str, notes: str | None) -> str:
     head = ["method", "what", "Dice mean", "Dice std", "Dice per case", "InterSliceSim. (lower better)",
-            "latency / volume (s)", "params (M)", "train time (s)", "iterations"]
+            "latency / volume (s)", "params (M)", "train time (s)", "iterations", "predicted vessel %",
+            "true vessel %"]
     lines = ["# Comparison: 2D, thickened 2D and 3D baselines", "",
              "Written by `python -m t2d_monai benchmark` (t2d_monai/benchmarks/comparison.py); do not edit the "
              "figures by hand, run the command again.", "",
@@ -388,7 +393,9 @@ def _markdown(rows, info, image: str, notes: str | None) -> str:
              f"- Settings: preset `{info['preset']}`, overrides {json.dumps(info['overrides'])}.",
              "- Latency: the bundle's validation inferer + post-processing (inversion, threshold) per volume, "
              "measured in one process, one method after another, after one untimed warm-up run on the first case; "
-             "data loading excluded.", "",
+             "data loading excluded.",
+             "- Predicted / true vessel %: the share of voxels segmented as vessel, a check that a low Dice is not "
+             "an empty or an all-vessel prediction.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         lines.append("| " + " | ".join(str(row[c]) for c in _COLUMNS) + " |")

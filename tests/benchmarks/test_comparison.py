@@ -75,6 +75,7 @@ def test_tiny_benchmark_writes_a_well_formed_table(tiny_run):
         assert float(row["inter_slice_similarity"]) >= 0.0
         assert float(row["latency_s"]) > 0.0 and float(row["train_time_s"]) > 0.0
         assert float(row["params_m"]) > 0.0 and int(row["iterations"]) == 2
+        assert 0.0 <= float(row["pred_fg_pct"]) <= 100.0 and 0.0 < float(row["label_fg_pct"]) < 100.0
         assert len(row["dice_per_case"].split()) == 1  # one held-out case
     per_case = list(csv.DictReader((run / "comparison_per_case.csv").open()))
     assert len(per_case) == len(rows) and {"case", "dice", "latency_s", "load_1min"} <= set(per_case[0])
