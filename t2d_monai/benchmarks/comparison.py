@@ -174,8 +174,12 @@ class _Run:
         self.configs = bundle_dir / "configs"
         base = ["train.json"] + (["cpu_small.json"] if device == "cpu" else [])
         self.train_files = [str(self.configs / f) for f in base + list(method.overlays)]
+        # what an overlay sets defines the method (deeplab_k1 is k=1): budget values do not override it
+        defined = set()
+        for overlay in method.overlays:
+            defined |= set(json.loads((self.configs / overlay).read_text()))
         self.overrides = {
-            **overrides,
+            **{k: v for k, v in overrides.items() if k not in defined},
             **method.overrides,
             "bundle_root": str(root),
             "dataset_dir": dataset_dir,
