@@ -174,10 +174,9 @@ class _Run:
         self.configs = bundle_dir / "configs"
         base = ["train.json"] + (["cpu_small.json"] if device == "cpu" else [])
         self.train_files = [str(self.configs / f) for f in base + list(method.overlays)]
-        # what an overlay sets defines the method (deeplab_k1 is k=1): budget values do not override it
-        defined = set()
-        for overlay in method.overlays:
-            defined |= set(json.loads((self.configs / overlay).read_text()))
+        # what the method's own (last) overlay sets defines it (deeplab_k1 is k=1): the budget does not override
+        # it; shared recipes before it (patch3d.json's paper patch size) are scaled by the budget as usual
+        defined = set(json.loads((self.configs / method.overlays[-1]).read_text())) if method.overlays else set()
         self.overrides = {
             **{k: v for k, v in overrides.items() if k not in defined},
             **method.overrides,
