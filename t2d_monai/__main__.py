@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "t2d_monai.benchmarks.inferers:inferer_benchmark",
         "thick-slice inferer (with/without f1 cache) against 3D sliding window and 2D slice inference",
     ),
+    "benchmark": (
+        "t2d_monai.benchmarks.comparison:benchmark",
+        "train and evaluate 2D, thickened 2D and 3D baselines side by side: Dice, latency, parameters",
+    ),
     "demo": ("t2d_monai.demo:demo", "synthesise data, train, evaluate and infer with the hepatic_vessel bundle on CPU"),
     "package_bundle": (
         "t2d_monai.bundle.zoo:package_bundle",
