@@ -22,6 +22,7 @@ SUBPACKAGES = (
     "metrics",
     "networks",
     "transforms",
+    "utils",
     "visualize",
 )
 

@@ -12,14 +12,9 @@ import torch
 from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader
 
+from t2d_monai.utils import unwrap_parallel
+
 __all__ = ["AtomicCheckpointSaver", "ResumeCheckpointLoader", "save_atomically"]
-
-
-def _unwrap(obj: Any) -> Any:
-    """The module inside a DataParallel/DistributedDataParallel wrapper, so keys have no ``module.`` prefix."""
-    if isinstance(obj, (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)):
-        return obj.module
-    return obj
 
 
 def save_atomically(obj: Any, path: str) -> None:
@@ -105,7 +100,7 @@ class AtomicCheckpointSaver:
 
     @staticmethod
     def _state(objects: Mapping[str, Any]) -> dict[str, Any]:
-        return {name: _unwrap(obj).state_dict() for name, obj in objects.items()}
+        return {name: unwrap_parallel(obj).state_dict() for name, obj in objects.items()}
 
     def attach(self, engine: Engine) -> None:
         if self.engine_key is not None:

@@ -17,6 +17,7 @@ from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, ensure_tuple_rep, look_up_option
 
 from t2d_monai.transforms.thick_slice import SLICE_PAD_MODES, pad_slices, slice_padding
+from t2d_monai.utils import unwrap_parallel
 
 __all__ = ["ACTIVATIONS", "ThickSliceInferer", "window_starts"]
 
@@ -35,11 +36,6 @@ def window_starts(depth: int, num_slices: int, stride: int) -> list[int]:
     if starts[-1] != depth - num_slices:
         starts.append(depth - num_slices)
     return starts
-
-
-def _unwrap(network: torch.nn.Module) -> torch.nn.Module:
-    wrappers = (torch.nn.DataParallel, torch.nn.parallel.DistributedDataParallel)
-    return network.module if isinstance(network, wrappers) else network
 
 
 class ThickSliceInferer(Inferer):
@@ -150,7 +146,7 @@ class ThickSliceInferer(Inferer):
                 f"ThickSliceInferer expects inputs of shape (N, 1, H, W, D) with the slicing axis last, "
                 f"got {tuple(inputs.shape)}."
             )
-        net = _unwrap(network) if isinstance(network, torch.nn.Module) else network
+        net = unwrap_parallel(network) if isinstance(network, torch.nn.Module) else network
         in_slices = getattr(net, "in_slices", self.num_slices)
         if in_slices != self.num_slices:
             raise ValueError(
