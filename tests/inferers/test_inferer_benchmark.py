@@ -30,6 +30,7 @@ def test_runs_with_a_stand_in_and_writes_results(tmp_path, stand_in_esm):
         assert len(list(csv.DictReader(f))) == 4
     text = (tmp_path / "inferer_benchmark.md").read_text()
     assert "max |cached - uncached|" in text and "thick-slice, f1 cache" in text
+    assert "the cache can make inference at most" in text
 
 
 def test_ill_arg(tmp_path):
@@ -37,3 +38,16 @@ def test_ill_arg(tmp_path):
         inferer_benchmark(out_dir=str(tmp_path), size=(8, 8))
     with pytest.raises(ValueError, match="network_factory"):
         inferer_benchmark(out_dir=str(tmp_path), size=(8, 8, 8), network_factory="nomodule")
+
+
+def test_forward_split_counts_new_groups_per_window(stand_in_esm):
+    """Depth 9, 5-slice windows at stride 1: 5 windows; groups at window offsets 0 and 2 -> 7 distinct groups."""
+    import torch
+
+    from t2d_monai.benchmarks.inferers import _forward_split
+
+    split = _forward_split(stand_in_esm(in_slices=5, group_size=3), (16, 12, 9), 5, 1, 2, torch.device("cpu"))
+    assert split["groups"] == 2 and split["new_groups_per_window"] == pytest.approx(7 / 5)
+    assert 0 < split["f1_share"] < 1 and split["f1_group_s"] > 0 and split["rest_s"] > 0
+    assert 1 < split["ceiling"] < 2 / 1.4  # between no gain and the f1-only bound G / n
+    assert _forward_split(torch.nn.Conv2d(5, 5, 1), (16, 12, 9), 5, 1, 2, torch.device("cpu")) is None

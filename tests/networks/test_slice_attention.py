@@ -48,3 +48,25 @@ def test_ill_arg():
         make_slice_fusion("sum", 4, 4)
     with pytest.raises(ValueError, match="pool_size"):
         SliceSensitiveAttention(4, 4, pool_size=0)
+
+
+def test_ssa_project_equals_conv_of_output():
+    """project(): conv1x1(ssa(U, O_g)) as one linear map of U, from U's moments (eval mode, switchable norm)."""
+    from t2d_monai.networks.blocks import fused_feature_moments
+
+    torch.manual_seed(0)
+    ssa = SliceSensitiveAttention(16, 8, pool_size=4)
+    with torch.no_grad():
+        for p in (ssa.norm.mean_weight, ssa.norm.var_weight, ssa.norm.weight, ssa.norm.bias, ssa.norm.running_mean):
+            p.normal_()
+        ssa.norm.running_var.uniform_(0.5, 2.0)
+    ssa.eval()
+    conv = torch.nn.Conv2d(8, 3, 1)
+    u, o = torch.randn(2, 8, 7, 9) * 3, torch.randn(2, 16, 7, 9)
+    mean, cov = fused_feature_moments(u)
+    torch.testing.assert_close(mean, u.mean(dim=(2, 3)))
+    torch.testing.assert_close(torch.diagonal(cov, dim1=1, dim2=2), u.flatten(2).var(-1, unbiased=False))
+    w, b = ssa.project(o, ssa.keys(u), mean, cov, 63, conv.weight.reshape(3, 8), conv.bias)
+    assert w.shape == (2, 3, 8) and b.shape == (2, 3)
+    expected = conv(ssa(u, o))
+    torch.testing.assert_close((w @ u.flatten(2) + b[..., None]).reshape(expected.shape), expected, atol=1e-5, rtol=1e-4)

@@ -98,3 +98,26 @@ def test_layer_reference_matches_functional():
     """The GroupNorm(1) reference above is LayerNorm over (C, H, W)."""
     x = torch.randn(2, 3, 4, 4)
     torch.testing.assert_close(nn.GroupNorm(1, 3, affine=False)(x), F.layer_norm(x, x.shape[1:]))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_affine_from_moments_equals_forward(training):
+    """forward(x) is x * scale + shift with (scale, shift) from x's per-(sample, channel) mean and variance."""
+    torch.manual_seed(0)
+    norm = SwitchNorm2d(4)
+    with torch.no_grad():
+        for p in (norm.mean_weight, norm.var_weight, norm.weight, norm.bias, norm.running_mean):
+            p.normal_()
+        norm.running_var.uniform_(0.5, 2.0)
+    twin = SwitchNorm2d(4)
+    twin.load_state_dict(norm.state_dict())
+    norm.train(training)
+    twin.train(training)
+    x = torch.randn(3, 4, 5, 6) * 2 + 0.5
+    var, mean = torch.var_mean(x.flatten(2), dim=-1, unbiased=False)
+    scale, shift = twin.affine_from_moments(mean, var, 30)
+    assert scale.shape == shift.shape == (3, 4)
+    torch.testing.assert_close(x * scale[..., None, None] + shift[..., None, None], norm(x), atol=1e-5, rtol=1e-5)
+    # the running statistics move (training) or stay (eval) the same way
+    torch.testing.assert_close(twin.running_mean, norm.running_mean)
+    torch.testing.assert_close(twin.running_var, norm.running_var)

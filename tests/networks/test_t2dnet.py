@@ -84,6 +84,26 @@ def test_overlapping_groups_average_in_slice_order():
         torch.testing.assert_close(net(x), expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("in_slices,out_channels", [(14, 2), (15, 1)])
+def test_ssa_head_eval_fast_path_equals_blocks(in_slices, out_channels):
+    """In eval mode the SSA head folds attention, switchable norm and 1x1 conv into one map per sample: same logits."""
+    net = _net(in_slices, "esm", "ssa", out_channels=out_channels)
+    ssa_norm = net.head.block.norm
+    with torch.no_grad():  # a norm that is not the identity, with trained-looking running statistics
+        for p in (ssa_norm.mean_weight, ssa_norm.var_weight, ssa_norm.weight, ssa_norm.bias, ssa_norm.running_mean):
+            p.normal_()
+        ssa_norm.running_var.uniform_(0.5, 2.0)
+    net.eval()
+    x = torch.randn(2, in_slices, 29, 38)
+    with torch.no_grad():
+        feats = [net.encode_group(x[:, s : s + 3]) for s in net.group_starts]
+        fused = net.compress(torch.cat(feats, 1))
+        u = net.decoder(fused, net.encoder.forward_f2(fused))
+        torch.testing.assert_close(net.head(u, feats), net.head.forward_blocks(u, feats), atol=1e-5, rtol=1e-4)
+    # other norms on the SSA output keep the plain blocks
+    assert type(_net(6, "esm", "ssa", ssa_norm="instance").head).__name__ == "_GroupHead"
+
+
 @pytest.mark.parametrize("fusion,attention", COMBOS)
 def test_gradients_reach_every_parameter(fusion, attention):
     net = _net(5, fusion, attention).train()

@@ -7,7 +7,15 @@ from .slice_attention import (
     ConcatSliceFusion,
     DotSliceFusion,
     SliceSensitiveAttention,
+    fused_feature_moments,
     make_slice_fusion,
 )
 
-__all__ = ["SLICE_FUSION_BLOCKS", "ConcatSliceFusion", "DotSliceFusion", "SliceSensitiveAttention", "make_slice_fusion"]
+__all__ = [
+    "SLICE_FUSION_BLOCKS",
+    "ConcatSliceFusion",
+    "DotSliceFusion",
+    "SliceSensitiveAttention",
+    "fused_feature_moments",
+    "make_slice_fusion",
+]

@@ -13,7 +13,14 @@ from torch import nn
 
 from t2d_monai.networks.layers import switch_norm as _switch_norm  # noqa: F401  registers "switchable"
 
-__all__ = ["SliceSensitiveAttention", "ConcatSliceFusion", "DotSliceFusion", "SLICE_FUSION_BLOCKS", "make_slice_fusion"]
+__all__ = [
+    "SliceSensitiveAttention",
+    "ConcatSliceFusion",
+    "DotSliceFusion",
+    "SLICE_FUSION_BLOCKS",
+    "fused_feature_moments",
+    "make_slice_fusion",
+]
 
 
 def _conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -66,14 +73,73 @@ class SliceSensitiveAttention(nn.Module):
     def forward(self, u: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
         """``u (N, C, h, w)`` fused feature, ``o (N, C_g, h', w')`` group feature -> ``(N, C, h, w)``."""
         n, c, h, w = u.shape[0], u.shape[1], u.shape[2], u.shape[3]
-        size = [self.pool_size, self.pool_size]
-        q = self.query(F.adaptive_avg_pool2d(o, size)).reshape(n, c, -1)
-        k = self.key(F.adaptive_avg_pool2d(u, size)).reshape(n, c, -1)
-        affinity = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * self.scale, dim=-1)  # (N, C, C)
-        # A g(U) with g a bias-free 1x1 conv W: computed as (A W) U, one C x C x HW product per group
-        mixing = torch.matmul(affinity, self.value.weight.reshape(c, c))
+        mixing = self.mixing(o, self.keys(u))
         y = torch.bmm(mixing, u.reshape(n, c, h * w)).reshape(n, c, h, w)
         return u + self.norm(y)
+
+    def keys(self, u: torch.Tensor) -> torch.Tensor:
+        """``k = φ(pool(U))``: ``u (N, C, h, w) -> (N, C, P)``; it does not depend on the group."""
+        size = [self.pool_size, self.pool_size]
+        return self.key(F.adaptive_avg_pool2d(u, size)).reshape(u.shape[0], u.shape[1], -1)
+
+    def mixing(self, o: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """
+        ``A W_g``: the ``(N, C, C)`` matrix with ``y = (A W_g) U``, from the group feature ``o (N, C_g, h', w')``
+        and the keys ``k (N, C, P)`` of :meth:`keys`.
+        """
+        n, c = k.shape[0], k.shape[1]
+        size = [self.pool_size, self.pool_size]
+        q = self.query(F.adaptive_avg_pool2d(o, size)).reshape(n, c, -1)
+        affinity = torch.softmax(torch.bmm(q, k.transpose(1, 2)) * self.scale, dim=-1)  # (N, C, C)
+        # A g(U) with g a bias-free 1x1 conv W: computed as (A W) U, one C x C x HW product per group
+        return torch.matmul(affinity, self.value.weight.reshape(c, c))
+
+    def project(
+        self,
+        o: torch.Tensor,
+        k: torch.Tensor,
+        mean: torch.Tensor,
+        cov: torch.Tensor,
+        spatial_size: int,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        A 1x1 convolution of the SSA output, ``conv(ssa(U, O_g))``, as one per-sample linear map of ``U``:
+        ``(W', b')`` with ``conv(ssa(U, O_g)) == W' U + b'`` (``U`` flattened to ``(N, C, h*w)``), for a block
+        whose output norm is :class:`~t2d_monai.networks.layers.SwitchNorm` (or any norm with
+        ``affine_from_moments``).
+
+        Why: ``y = M U`` is linear in ``U``, so its per-channel mean and variance (all the switchable norm
+        needs) follow from U's mean and covariance (:func:`fused_feature_moments`, computed once per window and
+        shared by the groups), and the norm becomes a per-channel affine map. With ``K`` output maps the
+        per-group cost drops from a ``C x C x hw`` product plus the norm's passes over ``(N, C, h, w)`` to a
+        ``K x C x hw`` product, with the same result up to float rounding.
+
+        Args:
+            o: ``(N, C_g, h', w')`` group feature.
+            k: ``(N, C, P)`` keys of U (:meth:`SliceSensitiveAttention.keys`).
+            mean, cov: ``(N, C)`` and ``(N, C, C)`` moments of U (:func:`fused_feature_moments`).
+            spatial_size: ``h * w``.
+            weight, bias: ``(K, C)`` and ``(K,)`` of the 1x1 convolution.
+
+        Returns:
+            ``W'`` ``(N, K, C)`` and ``b'`` ``(N, K)``.
+        """
+        m = self.mixing(o, k)  # y = m U
+        mean_y = torch.bmm(m, mean.unsqueeze(-1)).squeeze(-1)
+        var_y = (torch.bmm(m, cov) * m).sum(-1)  # diag(m cov m^T)
+        scale, shift = self.norm.affine_from_moments(mean_y, var_y, spatial_size)  # norm(y) = scale * y + shift
+        w_scaled = weight.unsqueeze(0) * scale.unsqueeze(1)  # (N, K, C)
+        return weight.unsqueeze(0) + torch.bmm(w_scaled, m), bias.unsqueeze(0) + torch.matmul(shift, weight.t())
+
+
+def fused_feature_moments(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean ``(N, C)`` and biased covariance ``(N, C, C)`` of ``u (N, C, h, w)`` over its ``h * w`` positions."""
+    flat = u.reshape(u.shape[0], u.shape[1], -1)
+    mean = flat.mean(-1)
+    centred = flat - mean.unsqueeze(-1)
+    return mean, torch.bmm(centred, centred.transpose(1, 2)) / flat.shape[2]
 
 
 class ConcatSliceFusion(nn.Module):

@@ -90,29 +90,46 @@ class SwitchNorm(nn.Module):
         self._check_input_dim(x)
         n, c = x.shape[0], x.shape[1]
         flat = x.reshape(n, c, -1)
-        mean_in = flat.mean(-1, keepdim=True)  # (N, C, 1)
-        var_in = flat.var(-1, unbiased=False, keepdim=True)
+        var_in, mean_in = torch.var_mean(flat, dim=-1, unbiased=False)  # (N, C) each
+        scale, shift = self.affine_from_moments(mean_in, var_in, flat.shape[2])
+        return torch.addcmul(shift.unsqueeze(-1), flat, scale.unsqueeze(-1)).reshape(x.shape)
+
+    def affine_from_moments(
+        self, mean_in: torch.Tensor, var_in: torch.Tensor, spatial_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        The normalisation of an input as a per-sample, per-channel affine map, from its statistics alone:
+        ``forward(x) == x * scale[..., None] + shift[..., None]`` (flattened spatially).
+
+        Args:
+            mean_in: ``(N, C)`` mean of each sample's channel over its ``spatial_size`` positions.
+            var_in: ``(N, C)`` biased variance of the same.
+            spatial_size: number of spatial positions per sample (for the running-variance update).
+
+        Returns:
+            ``scale`` and ``shift``, ``(N, C)`` each. In training mode the running statistics are updated
+            exactly as :meth:`forward` does.
+        """
         second_in = var_in + mean_in * mean_in  # E[x^2] per (n, c)
-        mean_ln = mean_in.mean(1, keepdim=True)  # (N, 1, 1)
+        mean_ln = mean_in.mean(1, keepdim=True)  # (N, 1)
         var_ln = second_in.mean(1, keepdim=True) - mean_ln * mean_ln
         if self.training:
-            mean_bn = mean_in.mean(0, keepdim=True)  # (1, C, 1)
+            mean_bn = mean_in.mean(0, keepdim=True)  # (1, C)
             var_bn = second_in.mean(0, keepdim=True) - mean_bn * mean_bn
             with torch.no_grad():
-                count = flat.shape[0] * flat.shape[2]
+                count = mean_in.shape[0] * spatial_size
                 unbiased = var_bn.reshape(-1) * (count / max(count - 1, 1))
                 self.running_mean.mul_(1.0 - self.momentum).add_(self.momentum * mean_bn.reshape(-1))
                 self.running_var.mul_(1.0 - self.momentum).add_(self.momentum * unbiased)
         else:
-            mean_bn = self.running_mean.reshape(1, c, 1)
-            var_bn = self.running_var.reshape(1, c, 1)
+            mean_bn = self.running_mean.unsqueeze(0)
+            var_bn = self.running_var.unsqueeze(0)
         mw = F.softmax(self.mean_weight, 0)
         vw = F.softmax(self.var_weight, 0)
         mean = mw[0] * mean_in + mw[1] * mean_ln + mw[2] * mean_bn
         var = vw[0] * var_in + vw[1] * var_ln + vw[2] * var_bn
-        out = (flat - mean) * torch.rsqrt(var.clamp_min(0.0) + self.eps)
-        out = out * self.weight.reshape(1, c, 1) + self.bias.reshape(1, c, 1)
-        return out.reshape(x.shape)
+        scale = torch.rsqrt(var.clamp_min(0.0) + self.eps) * self.weight
+        return scale, self.bias - mean * scale
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"

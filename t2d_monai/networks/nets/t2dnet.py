@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from monai.utils import look_up_option
 from torch import nn
 
-from t2d_monai.networks.blocks.slice_attention import make_slice_fusion
+from t2d_monai.networks.blocks.slice_attention import SliceSensitiveAttention, fused_feature_moments, make_slice_fusion
 from t2d_monai.networks.nets.deeplabv3plus import DeepLabV3PlusDecoder, conv_norm_relu
 from t2d_monai.networks.nets.resnet_encoder import ResNetEncoder
 
@@ -75,12 +75,48 @@ class _GroupHead(nn.Module):
         self.register_buffer("inv_coverage", inv, persistent=False)
 
     def forward(self, u: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.forward_blocks(u, features)
+
+    def forward_blocks(self, u: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+        """``u (N, C, h, w)``, features ``[(N, C1, h, w)]`` -> ``(N, in_slices * out_channels, h, w)`` logits."""
         out = torch.zeros_like(u[:, :1]).expand(-1, self.total, -1, -1)
         for i, o in enumerate(features):
             first = self.starts[i] * self.out_channels
             pred = self.conv(self.block(u, o))
             out = out + F.pad(pred, [0, 0, 0, 0, first, self.total - first - self.width])
         return out * self.inv_coverage
+
+
+class _SSAGroupHead(_GroupHead):
+    """
+    :class:`_GroupHead` with slice-sensitive attention whose output norm is affine given its input's
+    statistics (switchable norm). Training runs the blocks as they are; in eval mode the same function is
+    computed without materialising any group's ``(N, C, h, w)`` attention output: U's keys, mean and
+    covariance are computed once and every group's SSA + 1x1 head folds into one ``(K, C)`` map per sample
+    (:meth:`~t2d_monai.networks.blocks.SliceSensitiveAttention.project`), so all slices' logits come from
+    one ``(N, in_slices * out_channels, C) x (N, C, h*w)`` product.
+    """
+
+    def forward(self, u: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
+        if self.training:
+            return self.forward_blocks(u, features)
+        n, c, h, w = u.shape[0], u.shape[1], u.shape[2], u.shape[3]
+        k = self.block.keys(u)
+        mean, cov = fused_feature_moments(u)
+        weight = self.conv.weight.reshape(self.width, c)
+        bias = self.conv.bias
+        if bias is None:  # never: the head conv has a bias; the check narrows the type for TorchScript
+            raise RuntimeError("the group head's 1x1 convolution has no bias.")
+        maps = u.new_zeros(n, self.total, c)
+        shifts = u.new_zeros(n, self.total)
+        for i, o in enumerate(features):
+            first = self.starts[i] * self.out_channels
+            w_g, b_g = self.block.project(o, k, mean, cov, h * w, weight, bias)
+            maps = maps + F.pad(w_g, [0, 0, first, self.total - first - self.width])
+            shifts = shifts + F.pad(b_g, [first, self.total - first - self.width])
+        inv = self.inv_coverage.reshape(1, -1)
+        logits = torch.baddbmm((shifts * inv).unsqueeze(-1), maps * inv.unsqueeze(-1), u.reshape(n, c, h * w))
+        return logits.reshape(n, self.total, h, w)
 
 
 class T2DNet(nn.Module):
@@ -203,7 +239,9 @@ class T2DNet(nn.Module):
             self.head: nn.Module = _PlainHead(decoder_channels, in_slices * out_channels)
         else:
             block = make_slice_fusion(attention, c1, decoder_channels, norm, ssa_norm, ssa_pool_size)
-            self.head = _GroupHead(block, decoder_channels, self.group_starts, in_slices, self.group_size, out_channels)
+            foldable = isinstance(block, SliceSensitiveAttention) and hasattr(block.norm, "affine_from_moments")
+            head_type = _SSAGroupHead if foldable else _GroupHead
+            self.head = head_type(block, decoder_channels, self.group_starts, in_slices, self.group_size, out_channels)
 
     @torch.jit.export
     def encode_group(self, x_group: torch.Tensor) -> torch.Tensor:
