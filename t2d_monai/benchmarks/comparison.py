@@ -247,10 +247,15 @@ def _load_checkpoint(path: str, signature, network: torch.nn.Module, device: str
 
 
 def _evaluate(run: _Run, cases: list[dict], warmup: bool = True) -> dict:
-    """Segment the held-out ``cases`` with the trained method; Dice, InterSliceSimilarity and latency per case."""
+    """
+    Segment ``cases`` with the trained method; Dice, InterSliceSimilarity, latency per case, and for a
+    single-view 2D method the Dice a perfect stride-4 prediction would reach in its view
+    (:func:`~t2d_monai.benchmarks.resolution.stride_ceiling_dice`, on the label's stored axes).
+    """
     from monai.data import DataLoader, Dataset, decollate_batch
     from monai.metrics import compute_dice
 
+    from t2d_monai.benchmarks.resolution import stride_ceiling_dice
     from t2d_monai.metrics.inter_slice_similarity import compute_inter_slice_similarity
 
     if run.method.three_views:
@@ -271,6 +276,7 @@ def _evaluate(run: _Run, cases: list[dict], warmup: bool = True) -> dict:
         parser = run.parser(run.train_files)
         network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("validate#inferer")
         _load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, run.device)
+    view = parser.get_parsed_content("view") if run.method.kind == "2d" and not run.method.three_views else None
     preprocessing = parser.get_parsed_content("validate#preprocessing")
     postprocessing = parser.get_parsed_content("validate#postprocessing")
     network.eval()
@@ -296,6 +302,7 @@ def _evaluate(run: _Run, cases: list[dict], warmup: bool = True) -> dict:
                 "latency_s": round(latency, 3),
                 "pred_foreground": round(float(pred.mean()), 5),
                 "label_foreground": round(float(label.mean()), 5),
+                "stride4_ceiling": round(stride_ceiling_dice(label[0], view), 4) if view else float("nan"),
                 "load_1min": load[0] if load else float("nan"),
             })
             _log(f"  {run.method.name}: {rows[-1]['case']} dice {rows[-1]['dice']:.3f} latency {latency:.2f} s")
@@ -330,8 +337,9 @@ def _ensure_data(out: Path, dataset_dir: str | None, preset: dict, seed: int) ->
     return str(data)
 
 
-def _summary(name: str, label: str, train: dict, evaluation: dict) -> dict:
+def _summary(name: str, label: str, train: dict, evaluation: dict, fit: dict) -> dict:
     dice = np.array([c["dice"] for c in evaluation["cases"]])
+    ceiling = [c["stride4_ceiling"] for c in evaluation["cases"]]
     iss = np.array([c["inter_slice_similarity"] for c in evaluation["cases"]])
     lat = np.array([c["latency_s"] for c in evaluation["cases"]])
     return {
@@ -340,6 +348,8 @@ def _summary(name: str, label: str, train: dict, evaluation: dict) -> dict:
         "dice_mean": round(float(dice.mean()), 4),
         "dice_std": round(float(dice.std()), 4),
         "dice_per_case": " ".join(f"{d:.3f}" for d in dice),
+        "dice_train_cases": round(float(np.mean([c["dice"] for c in fit["cases"]])), 4),
+        "stride4_ceiling": "n/a" if np.isnan(ceiling).any() else round(float(np.mean(ceiling)), 4),
         "inter_slice_similarity": round(float(iss.mean()), 4),
         "latency_s": round(float(lat.mean()), 3),
         "pred_fg_pct": round(100 * float(np.mean([c["pred_foreground"] for c in evaluation["cases"]])), 3),
@@ -372,12 +382,14 @@ def _plot(rows: list[dict], path: Path) -> None:
     write_atomic(str(path), buf.getvalue())
 
 
-_COLUMNS = ["method", "what", "dice_mean", "dice_std", "dice_per_case", "inter_slice_similarity", "latency_s",
-            "params_m", "train_time_s", "iterations", "pred_fg_pct", "label_fg_pct"]
+_COLUMNS = ["method", "what", "dice_mean", "dice_std", "dice_per_case", "dice_train_cases", "stride4_ceiling",
+            "inter_slice_similarity", "latency_s", "params_m", "train_time_s", "iterations", "pred_fg_pct",
+            "label_fg_pct"]
 
 
 def _markdown(rows, info, image: str, notes: str | None) -> str:
-    head = ["method", "what", "Dice mean", "Dice std", "Dice per case", "InterSliceSim. (lower better)",
+    head = ["method", "what", "Dice mean", "Dice std", "Dice per case", "Dice on training cases",
+            "stride-4 ceiling", "InterSliceSim. (lower better)",
             "latency / volume (s)", "params (M)", "train time (s)", "iterations", "predicted vessel %",
             "true vessel %"]
     lines = ["# Comparison: 2D, thickened 2D and 3D baselines", "",
@@ -398,7 +410,14 @@ def _markdown(rows, info, image: str, notes: str | None) -> str:
              "measured in one process, one method after another, after one untimed warm-up run on the first case; "
              "data loading excluded.",
              "- Predicted / true vessel %: the share of voxels segmented as vessel, a check that a low Dice is not "
-             "an empty or an all-vessel prediction.", "",
+             "an empty or an all-vessel prediction.",
+             f"- Dice on training cases: the same evaluation on {info.get('num_fit', 'some')} of the training cases "
+             "(a low value there means the method has not fitted its training data: under-training, not "
+             "over-fitting).",
+             "- Stride-4 ceiling (single-view 2D rows): the Dice of the true mask of the held-out cases after average "
+             "pooling each slice of the row's view by 4 and upsampling it back bilinearly (best threshold), an "
+             "estimate of what a perfect prediction at DeepLabV3+'s output stride 4 could reach "
+             "(`t2d_monai/benchmarks/resolution.py`); 3D rows predict at full resolution.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         lines.append("| " + " | ".join(str(row[c]) for c in _COLUMNS) + " |")
@@ -526,7 +545,9 @@ def benchmark(
             results[method.name] = (run, json.loads(record.read_text()))
             continue
         _log(f"[{i}/{len(run_methods)}] training {method.name} ({method.label})")
-        if method.three_views and (out / "t2d" / "train_result.json").is_file() and method.name == "t2d_3views":
+        coronal_t2d = out / "t2d" / "models" / "model.pt"  # the single-view row's model when its view is coronal
+        if method.three_views and (out / "t2d" / "train_result.json").is_file() and method.name == "t2d_3views" \
+                and coronal_t2d.is_file():
             # the single-view t2d row is the coronal model of this one: reuse it instead of training it again
             (out / method.name / "models").mkdir(parents=True, exist_ok=True)
             if not (out / method.name / "models" / "model.pt").is_file():
@@ -547,11 +568,14 @@ def benchmark(
     load_eval = _load()
     _log(f"evaluating {len(run_methods)} methods on {len(cases)} held-out cases, one after another (load {load_eval})")
     rows, per_case = [], []
+    fit_cases = split["training"][: len(cases)]
     for method in run_methods:
         run, train = results[method.name]
         evaluation = _evaluate(run, cases, warmup)
         _write_json(out / method.name / "eval_result.json", evaluation)
-        row = _summary(method.name, method.label, train, evaluation)
+        fit = _evaluate(run, fit_cases, warmup=False)
+        _write_json(out / method.name / "eval_training_cases.json", fit)
+        row = _summary(method.name, method.label, train, evaluation, fit)
         rows.append(row)
         per_case += [{"method": method.name, **c} for c in evaluation["cases"]]
     info = {
@@ -560,6 +584,7 @@ def benchmark(
         "load_start": load_start, "load_eval": load_eval, "load_end": _load(),
         "dataset": dataset if dataset_dir else "<out_dir>/data",
         "num_train": len(split["training"]), "num_val": len(split["validation"]), "num_test": len(cases),
+        "num_fit": len(fit_cases),
         "data_note": data_note, "iterations": budget.get("num_iterations", "the config's"),
         "batch": f"{budget.get('volumes_per_batch', 'config')} volumes x {budget.get('slabs_per_volume', 'config')} "
                  "slabs or patches",

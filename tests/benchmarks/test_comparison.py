@@ -77,6 +77,10 @@ def test_tiny_benchmark_writes_a_well_formed_table(tiny_run):
         assert float(row["params_m"]) > 0.0 and int(row["iterations"]) == 2
         assert 0.0 <= float(row["pred_fg_pct"]) <= 100.0 and 0.0 < float(row["label_fg_pct"]) < 100.0
         assert len(row["dice_per_case"].split()) == 1  # one held-out case
+        assert 0.0 <= float(row["dice_train_cases"]) <= 1.0
+    ceilings = {r["method"]: r["stride4_ceiling"] for r in rows}
+    assert ceilings["unet3d"] == "n/a" and 0.0 < float(ceilings["deeplab_k1"]) == float(ceilings["t2d"]) <= 1.0
+    assert (run / "t2d" / "eval_training_cases.json").is_file()
     per_case = list(csv.DictReader((run / "comparison_per_case.csv").open()))
     assert len(per_case) == len(rows) and {"case", "dice", "latency_s", "load_1min"} <= set(per_case[0])
     text = md.read_text()

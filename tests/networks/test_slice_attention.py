@@ -13,6 +13,10 @@ def test_shapes_and_dependence(name, hw):
     torch.manual_seed(0)
     block = make_slice_fusion(name, 16, 8).train()
     u, o = torch.randn(2, 8, *hw), torch.randn(2, 16, *hw)
+    if name == "ssa":  # starts as the identity on U (zero output scale, as non-local blocks); then O_g matters
+        torch.testing.assert_close(block(u, o), u)
+        with torch.no_grad():
+            block.norm.weight.fill_(1.0)
     out = block(u, o)
     assert out.shape == u.shape
     assert not torch.allclose(block(u, o + torch.randn_like(o)), out), "the group feature must matter"

@@ -67,18 +67,22 @@ def test_split_forward_equals_forward(in_slices, fusion, attention):
 
 
 def test_overlapping_groups_average_in_slice_order():
-    """Channel s * out_channels + c is class c of slice s; slices of two groups get the mean logit."""
+    """
+    Channel s * out_channels + c is class c of slice s, predicted by the head's own row for (s, c) from the
+    feature of the group holding s; slices of two groups get the mean logit.
+    """
     net = _net(4, "esm", "dot", out_channels=2).eval()  # groups [0, 1, 2] and [1, 2, 3]
+    assert net.head.conv.out_channels == 4 * 2  # one row per slice and class
     x = torch.randn(1, 4, 21, 18)
     with torch.no_grad():
         feats = [net.encode_group(x[:, s : s + 3]) for s in net.group_starts]
         fused = net.compress(torch.cat(feats, 1))
         u = net.decoder(fused, net.encoder.forward_f2(fused))
-        preds = [net.head.conv(net.head.block(u, o)) for o in feats]  # (1, 3 * 2, h, w) each
+        preds = [net.head.conv(net.head.block(u, o)) for o in feats]  # (1, 4 * 2, h, w) each: every row on Z_g
         expected = []
         for s in range(4):
             for c in range(2):
-                maps = [p[:, (s - st) * 2 + c] for p, st in zip(preds, net.group_starts) if st <= s < st + 3]
+                maps = [p[:, s * 2 + c] for p, st in zip(preds, net.group_starts) if st <= s < st + 3]
                 expected.append(torch.stack(maps).mean(0))
         expected = F.interpolate(torch.stack(expected, 1), size=[21, 18], mode="bilinear", align_corners=False)
         torch.testing.assert_close(net(x), expected, atol=1e-5, rtol=1e-5)
@@ -104,9 +108,26 @@ def test_ssa_head_eval_fast_path_equals_blocks(in_slices, out_channels):
     assert type(_net(6, "esm", "ssa", ssa_norm="instance").head).__name__ == "_GroupHead"
 
 
+def test_ssa_starts_as_plain_esm():
+    """SSA's output scale starts at zero (as non-local blocks): at initialisation ESM + SSA predicts like ESM."""
+    net = _net(14, "esm", "ssa").eval()
+    assert torch.count_nonzero(net.head.block.norm.weight) == 0
+    x = torch.randn(2, 14, 29, 38)
+    with torch.no_grad():
+        feats = [net.encode_group(x[:, s : s + 3]) for s in net.group_starts]
+        fused = net.compress(torch.cat(feats, 1))
+        u = net.decoder(fused, net.encoder.forward_f2(fused))
+        plain = net.head.conv(u)  # the plain ESM head: every slice's row on the fused feature U
+        torch.testing.assert_close(net.head(u, feats), plain, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(net.head.forward_blocks(u, feats), plain, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("fusion,attention", COMBOS)
 def test_gradients_reach_every_parameter(fusion, attention):
     net = _net(5, fusion, attention).train()
+    if attention == "ssa":  # its zero-initialised output scale holds the attention's gradient back until it moves
+        with torch.no_grad():
+            net.head.block.norm.weight.fill_(0.5)
     y = net(torch.randn(2, 5, 35, 30))
     (y * torch.randn_like(y)).sum().backward()
     missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]

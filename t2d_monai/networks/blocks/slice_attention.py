@@ -42,7 +42,8 @@ class SliceSensitiveAttention(nn.Module):
       (the normalisation ``Z(x)`` of the paper's ``y_p = 1/Z(x) Σ_q f(x_p, x_q) g(x_q)``);
     - value: ``g(U)``, a 1x1 convolution of ``U`` at full resolution, so ``y = A g(U)`` is ``(N, C, h, w)``;
     - output: ``U + norm(y)`` with switchable normalization (the paper's "switchable normalization at the
-      output"), a residual onto ``U`` as in non-local blocks.
+      output"), a residual onto ``U`` as in non-local blocks; the norm's scale is initialised to zero (as
+      non-local blocks initialise their output batch norm), so the block starts as the identity.
 
     Args:
         group_channels: channels of ``O_g`` (the f1 output).
@@ -68,6 +69,10 @@ class SliceSensitiveAttention(nn.Module):
         self.key = _conv1x1(channels, channels)
         self.value = _conv1x1(channels, channels)
         self.norm = get_norm_layer(norm, 2, channels)
+        # as in non-local blocks (Wang et al. 2018), the output scale starts at zero: the block starts as the
+        # identity on U and T2DNet starts as plain ESM, and the attention grows in as it learns
+        if isinstance(getattr(self.norm, "weight", None), nn.Parameter):
+            nn.init.zeros_(self.norm.weight)
         self.scale = 1.0 / math.sqrt(float(self.pool_size * self.pool_size))
 
     def forward(self, u: torch.Tensor, o: torch.Tensor) -> torch.Tensor:

@@ -53,9 +53,10 @@ class _PlainHead(nn.Module):
 
 class _GroupHead(nn.Module):
     """
-    One prediction per mini-group g from ``block(U, O_g)`` by a 1x1 convolution shared by the groups
-    (``group_size * out_channels`` maps: the group's slices); slices covered by two overlapping groups get
-    the mean of both logits.
+    One prediction per mini-group g from ``Z_g = block(U, O_g)``: the rows of group g's slices of one 1x1
+    convolution with a row per slice and class (``in_slices * out_channels`` rows, as the plain head), so
+    slice ``s`` is predicted by its own weights from the feature of its group. Slices covered by two
+    overlapping groups get the mean of both logits.
     """
 
     def __init__(
@@ -63,7 +64,7 @@ class _GroupHead(nn.Module):
     ) -> None:
         super().__init__()
         self.block = block
-        self.conv = nn.Conv2d(channels, group_size * out_channels, 1)
+        self.conv = nn.Conv2d(channels, in_slices * out_channels, 1)
         self.starts: list[int] = list(starts)
         self.total = in_slices * out_channels
         self.width = group_size * out_channels
@@ -80,9 +81,13 @@ class _GroupHead(nn.Module):
     def forward_blocks(self, u: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
         """``u (N, C, h, w)``, features ``[(N, C1, h, w)]`` -> ``(N, in_slices * out_channels, h, w)`` logits."""
         out = torch.zeros_like(u[:, :1]).expand(-1, self.total, -1, -1)
+        bias = self.conv.bias
+        if bias is None:  # never: the head conv has a bias; the check narrows the type for TorchScript
+            raise RuntimeError("the group head's 1x1 convolution has no bias.")
         for i, o in enumerate(features):
             first = self.starts[i] * self.out_channels
-            pred = self.conv(self.block(u, o))
+            rows = slice(first, first + self.width)
+            pred = F.conv2d(self.block(u, o), self.conv.weight[rows], bias[rows])
             out = out + F.pad(pred, [0, 0, 0, 0, first, self.total - first - self.width])
         return out * self.inv_coverage
 
@@ -103,7 +108,7 @@ class _SSAGroupHead(_GroupHead):
         n, c, h, w = u.shape[0], u.shape[1], u.shape[2], u.shape[3]
         k = self.block.keys(u)
         mean, cov = fused_feature_moments(u)
-        weight = self.conv.weight.reshape(self.width, c)
+        weight = self.conv.weight.reshape(self.total, c)
         bias = self.conv.bias
         if bias is None:  # never: the head conv has a bias; the check narrows the type for TorchScript
             raise RuntimeError("the group head's 1x1 convolution has no bias.")
@@ -111,7 +116,8 @@ class _SSAGroupHead(_GroupHead):
         shifts = u.new_zeros(n, self.total)
         for i, o in enumerate(features):
             first = self.starts[i] * self.out_channels
-            w_g, b_g = self.block.project(o, k, mean, cov, h * w, weight, bias)
+            rows = slice(first, first + self.width)
+            w_g, b_g = self.block.project(o, k, mean, cov, h * w, weight[rows], bias[rows])
             maps = maps + F.pad(w_g, [0, 0, first, self.total - first - self.width])
             shifts = shifts + F.pad(b_g, [first, self.total - first - self.width])
         inv = self.inv_coverage.reshape(1, -1)
