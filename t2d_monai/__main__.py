@@ -37,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "t2d_monai.benchmarks.inferers:inferer_benchmark",
         "thick-slice inferer (with/without f1 cache) against 3D sliding window and 2D slice inference",
     ),
+    "slice_mapping": (
+        "t2d_monai.benchmarks.slice_mapping:slice_mapping",
+        "toy check of the paper's Sec. 3.2: can early fusion, ESM and ESM+SSA keep k slices apart?",
+    ),
     "benchmark": (
         "t2d_monai.benchmarks.comparison:benchmark",
         "train and evaluate 2D, thickened 2D and 3D baselines side by side: Dice, latency, parameters",
