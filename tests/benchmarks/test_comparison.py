@@ -112,3 +112,14 @@ def test_tiny_benchmark_resumes_without_retraining(tiny_run):
     rows = list(csv.DictReader((run / "comparison.csv").open()))
     assert [r["method"] for r in rows] == ["deeplab_k1"]
     assert json.loads(before)["iterations"] == 2
+
+
+@pytest.mark.slow
+def test_three_views_reuse_only_a_coronal_t2d_row(tmp_path):
+    """With --view axial the t2d row's model is the axial one: t2d_3views must train its coronal view itself."""
+    run = tmp_path / "run"
+    benchmark(out_dir=str(run), tiny=True, methods="t2d,t2d_3views", view="axial", threads=2)
+    assert (run / "t2d" / "models" / "model_axial.pt").is_file()
+    record = json.loads((run / "t2d_3views" / "train_result.json").read_text())
+    assert sorted(v["view"] for v in record["views"]) == ["axial", "coronal", "sagittal"]
+    assert not any("reused_from" in v for v in record["views"])
