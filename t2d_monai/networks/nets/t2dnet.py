@@ -144,8 +144,9 @@ class T2DNet(nn.Module):
     - ``attention`` (needs ``fusion="esm"``; Table 3 of the paper): None predicts every slice from the
       fused decoder feature U with one 1x1 conv; ``"ssa"`` (slice-sensitive attention,
       :class:`~t2d_monai.networks.blocks.SliceSensitiveAttention`), ``"concat"`` or ``"dot"`` combine each
-      group's pre-fusion feature O_g with U, and a 1x1 conv shared by the groups predicts the group's
-      slices; a slice in two overlapping groups gets the mean of their logits.
+      group's pre-fusion feature O_g with U into ``Z_g``, and the group's slices are predicted from ``Z_g``
+      by their rows of a 1x1 conv with one row per slice and class; a slice in two overlapping groups
+      gets the mean of their logits. SSA's output scale starts at zero, so ESM + SSA starts as ESM.
 
     Input ``(N, in_slices, H, W)``, any ``H``, ``W``; output logits ``(N, in_slices * out_channels, H, W)``,
     channel ``s * out_channels + c`` = class ``c`` of slice ``s``.
