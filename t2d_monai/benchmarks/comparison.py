@@ -20,7 +20,6 @@ never repeated; an interrupted training continues from its ``models/checkpoint.p
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -37,7 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from t2d_monai.data.files import write_atomic
+from t2d_monai.benchmarks.machine import cpu_name
+from t2d_monai.data.files import write_atomic, write_csv_atomic
 
 __all__ = ["METHODS", "PRESETS", "Method", "benchmark", "resolve_method"]
 
@@ -246,10 +246,10 @@ def _load_checkpoint(path: str, signature, network: torch.nn.Module, device: str
     network.load_state_dict(state["model"])
 
 
-def _evaluate(run: _Run, cases: list[dict], warmup: bool = True) -> dict:
+def _evaluate(run: _Run, cases: list[dict], warmup: bool = True, ceiling: bool = True) -> dict:
     """
-    Segment ``cases`` with the trained method; Dice, InterSliceSimilarity, latency per case, and for a
-    single-view 2D method the Dice a perfect stride-4 prediction would reach in its view
+    Segment ``cases`` with the trained method; Dice, InterSliceSimilarity, latency per case, and (with
+    ``ceiling``) for a single-view 2D method the Dice a perfect stride-4 prediction would reach in its view
     (:func:`~t2d_monai.benchmarks.resolution.stride_ceiling_dice`, on the label's stored axes).
     """
     from monai.data import DataLoader, Dataset, decollate_batch
@@ -276,7 +276,8 @@ def _evaluate(run: _Run, cases: list[dict], warmup: bool = True) -> dict:
         parser = run.parser(run.train_files)
         network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("validate#inferer")
         _load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, run.device)
-    view = parser.get_parsed_content("view") if run.method.kind == "2d" and not run.method.three_views else None
+    single_view_2d = run.method.kind == "2d" and not run.method.three_views
+    view = parser.get_parsed_content("view") if ceiling and single_view_2d else None
     preprocessing = parser.get_parsed_content("validate#preprocessing")
     postprocessing = parser.get_parsed_content("validate#postprocessing")
     network.eval()
@@ -311,13 +312,7 @@ def _evaluate(run: _Run, cases: list[dict], warmup: bool = True) -> dict:
 
 
 def _machine(device: str, threads: int) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
+    cpu = cpu_name()
     dev = device if not device.startswith("cuda") else torch.cuda.get_device_name(torch.device(device))
     return (f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} logical CPUs, torch threads {threads}, "
             f"device {dev}, torch {torch.__version__}, Python {platform.python_version()}")
@@ -573,7 +568,7 @@ def benchmark(
         run, train = results[method.name]
         evaluation = _evaluate(run, cases, warmup)
         _write_json(out / method.name / "eval_result.json", evaluation)
-        fit = _evaluate(run, fit_cases, warmup=False)
+        fit = _evaluate(run, fit_cases, warmup=False, ceiling=False)  # only the Dice is used
         _write_json(out / method.name / "eval_training_cases.json", fit)
         row = _summary(method.name, method.label, train, evaluation, fit)
         rows.append(row)
@@ -591,8 +586,8 @@ def benchmark(
         "preset": name, "overrides": {k: v for k, v in budget.items() if k != "spatial_size"},
     }
     table_rows = [{**r, "kind": results[r["method"]][0].method.kind} for r in rows]
-    _write_csv(out / "comparison.csv", rows, _COLUMNS)
-    _write_csv(out / "comparison_per_case.csv", per_case, list(per_case[0]))
+    write_csv_atomic(str(out / "comparison.csv"), rows, _COLUMNS)
+    write_csv_atomic(str(out / "comparison_per_case.csv"), per_case, list(per_case[0]))
     _plot(table_rows, out / "comparison.png")
     note_text = Path(notes).read_text() if notes else None
     md = out / "comparison.md"
@@ -603,7 +598,7 @@ def benchmark(
         (docs / "images").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / "comparison.png", docs / "images" / "comparison.png")
         write_atomic(str(docs / "results.md"), _markdown(table_rows, info, "images/comparison.png", note_text))
-        _write_csv(docs / "results.csv", rows, _COLUMNS)
+        write_csv_atomic(str(docs / "results.csv"), rows, _COLUMNS)
     _log(f"wrote {md}")
     return str(md)
 
@@ -622,11 +617,3 @@ def _train_reusing(run: _Run, out: Path) -> dict:
         train["views"].append({"view": "coronal", "reused_from": "t2d", "iterations": reused["iterations"]})
         return train
     return _train(run)
-
-
-def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(str(path), buf.getvalue())

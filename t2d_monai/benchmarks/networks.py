@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import csv
 import os
-import platform
 import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from t2d_monai.benchmarks.machine import cpu_name
 
 __all__ = ["VARIANTS", "network_benchmark"]
 
@@ -25,16 +26,6 @@ VARIANTS: dict[str, dict] = {
 }
 
 _FIELDS = ["slices", "variant", "backbone", "parameters", "extra_vs_deeplab", "median_ms", "min_ms", "size", "batch"]
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def network_benchmark(
@@ -129,7 +120,7 @@ def network_benchmark(
         f"output stride 16, no ASPP. Forward pass on CPU, float32, eval mode, input {batch}x k x {size}x{size}; "
         f"{repeats} interleaved rounds after {warmup} warm-up run(s) per network.",
         "",
-        f"Machine: {_cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+        f"Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; 1-minute load average {load_before:.2f} before timing (other "
         "processes on a shared machine inflate the medians; the minimum is the less disturbed figure).",
         "",

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import csv
 import os
-import platform
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from t2d_monai.data.files import write_atomic
+from t2d_monai.benchmarks.machine import cpu_name
+from t2d_monai.data.files import write_atomic, write_csv_atomic
 
 __all__ = ["SLICE_MAPPING_VARIANTS", "slice_mapping", "toy_windows"]
 
@@ -45,10 +44,6 @@ def toy_windows(
     x = F.avg_pool2d(noise, 5, 1, 2).reshape(batch, num_slices, size, size)
     x = (x - x.mean()) / x.std()
     return x, (x > threshold).float()
-
-
-def _dice(pred: torch.Tensor, target: torch.Tensor, dims: Sequence[int]) -> torch.Tensor:
-    return 2 * (pred * target).sum(dims) / (pred.sum(dims) + target.sum(dims)).clamp_min(1)
 
 
 def slice_mapping(
@@ -81,6 +76,8 @@ def slice_mapping(
     Returns:
         the rows (also written as CSV).
     """
+    from monai.metrics import compute_dice
+
     from t2d_monai.losses import SlabDiceLoss
     from t2d_monai.networks import T2DNet
 
@@ -115,11 +112,13 @@ def slice_mapping(
         with torch.no_grad():
             x, y = toy_windows(int(eval_windows), k, size, test)
             pred = (net(x) > 0).float()
-        per_position = _dice(pred, y, (0, 2, 3))  # (k,)
+        # (1, k, windows * H * W): one Dice per slice position, and one over everything
+        per_position = compute_dice(pred.transpose(0, 1).reshape(1, k, -1), y.transpose(0, 1).reshape(1, k, -1))
+        overall = compute_dice(pred.reshape(1, 1, -1), y.reshape(1, 1, -1))
         rows.append({
             "variant": label,
             "slices": k,
-            "dice": round(float(_dice(pred, y, (0, 1, 2, 3))), 4),
+            "dice": round(float(overall), 4),
             "worst_position_dice": round(float(per_position.min()), 4),
             "parameters": sum(p.numel() for p in net.parameters()),
             "train_seconds": round(seconds, 1),
@@ -130,9 +129,7 @@ def slice_mapping(
 
 
 def _write(out_dir, rows, num_slices, iterations, backbone, decoder_channels, size, batch, lr, seed) -> None:
-    os.makedirs(out_dir, exist_ok=True)
-    lines = [",".join(rows[0])] + [",".join(str(r[c]) for c in rows[0]) for r in rows]
-    write_atomic(os.path.join(out_dir, "slice_mapping.csv"), "\n".join(lines) + "\n")
+    write_csv_atomic(os.path.join(out_dir, "slice_mapping.csv"), rows, list(rows[0]))
     md = [
         "# Slice mapping: can a k-slice network keep its slices apart?",
         "",
@@ -143,7 +140,7 @@ def _write(out_dir, rows, num_slices, iterations, backbone, decoder_channels, si
         f"output on slice s (the paper's Sec. 3.2). Every variant: T2DNet with {backbone}, decoder width "
         f"{decoder_channels}, random initialisation (seed {seed}), {iterations} iterations of AdamW (lr {lr}, "
         f"weight decay 1e-4) on batches of {batch} windows with the slab Dice loss, then scored on fresh windows. "
-        f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}.",
+        f"Machine: {cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}.",
         "",
         "| variant | slices | Dice | worst slice position's Dice | parameters | train time (s) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-__all__ = ["write_atomic"]
+__all__ = ["write_atomic", "write_csv_atomic"]
 
 
 def write_atomic(path: str, data: bytes | str) -> str:
@@ -29,3 +33,12 @@ def write_atomic(path: str, data: bytes | str) -> str:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def write_csv_atomic(path: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """Write ``rows`` as CSV with a header of ``columns`` (other keys ignored), atomically (:func:`write_atomic`)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_atomic(path, buf.getvalue())

@@ -78,12 +78,17 @@ class _GroupHead(nn.Module):
     def forward(self, u: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
         return self.forward_blocks(u, features)
 
+    def conv_bias(self) -> torch.Tensor:
+        """The prediction conv's bias (always present; the check narrows the type for TorchScript)."""
+        bias = self.conv.bias
+        if bias is None:
+            raise RuntimeError("the group head's 1x1 convolution has no bias.")
+        return bias
+
     def forward_blocks(self, u: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
         """``u (N, C, h, w)``, features ``[(N, C1, h, w)]`` -> ``(N, in_slices * out_channels, h, w)`` logits."""
         out = torch.zeros_like(u[:, :1]).expand(-1, self.total, -1, -1)
-        bias = self.conv.bias
-        if bias is None:  # never: the head conv has a bias; the check narrows the type for TorchScript
-            raise RuntimeError("the group head's 1x1 convolution has no bias.")
+        bias = self.conv_bias()
         for i, o in enumerate(features):
             first = self.starts[i] * self.out_channels
             rows = slice(first, first + self.width)
@@ -109,9 +114,7 @@ class _SSAGroupHead(_GroupHead):
         k = self.block.keys(u)
         mean, cov = fused_feature_moments(u)
         weight = self.conv.weight.reshape(self.total, c)
-        bias = self.conv.bias
-        if bias is None:  # never: the head conv has a bias; the check narrows the type for TorchScript
-            raise RuntimeError("the group head's 1x1 convolution has no bias.")
+        bias = self.conv_bias()
         maps = u.new_zeros(n, self.total, c)
         shifts = u.new_zeros(n, self.total)
         for i, o in enumerate(features):
