@@ -178,7 +178,7 @@ def _write_report(path, summary, num_cases, num_test, seed, shape, view) -> None
     """The demo's figures as Markdown, with the command and the machine, written atomically."""
     import platform
 
-    from t2d_monai.data.files import write_atomic
+    from t2d_monai.utils.files import write_atomic
 
     argv = " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("__main__.py") else "demo"
     lines = [

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from t2d_monai.data.files import write_atomic
+from t2d_monai.utils.files import write_atomic
 
 __all__ = ["COLORS", "preview", "save_preview"]
 

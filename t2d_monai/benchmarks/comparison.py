@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from t2d_monai.benchmarks.machine import cpu_name
-from t2d_monai.data.files import write_atomic, write_csv_atomic
+from t2d_monai.utils.files import write_atomic, write_csv_atomic
 
 __all__ = ["METHODS", "PRESETS", "Method", "benchmark", "resolve_method"]
 

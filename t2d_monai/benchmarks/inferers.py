@@ -11,7 +11,7 @@ One synthetic volume (default 256x256x96, untrained weights: timing only) goes t
   volume: the paper's 128x128x64 patch on its 512x512x394 test case is scaled per axis to this
   volume (64x64x16 for 256x256x96, rounded to a multiple of 8) so the number of windows stays the
   paper's, and the stride 32/32/16 (a quarter of the patch) is kept as ``overlap=0.75``;
-- MONAI ``SliceInferer`` with a single-slice 2D DeepLabV3+ (``T2DNet(in_slices=1, fusion="early",
+- MONAI ``SliceInferer`` with a single-slice 2D DeepLabV3+ (``T2DNet(num_slices=1, fusion="early",
   attention=None)``).
 
 Times are reported in seconds and as ratios to the 3D sliding window.
@@ -53,7 +53,7 @@ def scaled_patch(size: Sequence[int], multiple: int = 8) -> tuple[int, ...]:
     )
 
 
-def t2dnet_factory(in_slices: int, fusion: str, attention: str | None, backbone: str) -> torch.nn.Module:
+def t2dnet_factory(num_slices: int, fusion: str, attention: str | None, backbone: str) -> torch.nn.Module:
     """Default network factory: ``t2d_monai.networks.T2DNet`` (imported when called), one output class."""
     try:
         from t2d_monai.networks import T2DNet
@@ -61,7 +61,7 @@ def t2dnet_factory(in_slices: int, fusion: str, attention: str | None, backbone:
         raise ImportError(
             "inferer_benchmark needs t2d_monai.networks.T2DNet; pass --network_factory module:function otherwise."
         ) from e
-    return T2DNet(in_slices=in_slices, out_channels=1, backbone=backbone, fusion=fusion, attention=attention)
+    return T2DNet(num_slices=num_slices, out_channels=1, backbone=backbone, fusion=fusion, attention=attention)
 
 
 def _resolve(factory: Callable | str | None) -> Callable:
@@ -114,7 +114,7 @@ def inferer_benchmark(
         repeats: runs per scheme; the fastest is reported.
         threads: ``torch.set_num_threads`` (default: torch's choice).
         device: ``cpu`` (default) or e.g. ``cuda``.
-        network_factory: callable ``(in_slices, fusion, attention, backbone) -> nn.Module`` or
+        network_factory: callable ``(num_slices, fusion, attention, backbone) -> nn.Module`` or
             ``"module:function"``; default :func:`t2dnet_factory` (T2DNet). Tests pass a tiny stand-in.
         unet_channels: channels of the MONAI 3D UNet levels (strides of 2 between them, 2 residual units).
         seed: seed of the weights and of the random volume.

@@ -23,16 +23,16 @@ import torch
 import torch.nn.functional as F
 
 from t2d_monai.benchmarks.machine import cpu_name
-from t2d_monai.data.files import write_atomic, write_csv_atomic
+from t2d_monai.utils.files import write_atomic, write_csv_atomic
 
 __all__ = ["SLICE_MAPPING_VARIANTS", "slice_mapping", "toy_windows"]
 
-#: label -> T2DNet keyword arguments (``in_slices`` None: the benchmark's ``num_slices``)
+#: label -> T2DNet keyword arguments (``num_slices`` None: the benchmark's ``num_slices``)
 SLICE_MAPPING_VARIANTS: dict[str, dict[str, Any]] = {
-    "single slice (k=1)": {"in_slices": 1, "fusion": "early", "attention": None},
-    "early fusion": {"in_slices": None, "fusion": "early", "attention": None},
-    "ESM": {"in_slices": None, "fusion": "esm", "attention": None},
-    "ESM + SSA": {"in_slices": None, "fusion": "esm", "attention": "ssa"},
+    "single slice (k=1)": {"num_slices": 1, "fusion": "early", "attention": None},
+    "early fusion": {"num_slices": None, "fusion": "early", "attention": None},
+    "ESM": {"num_slices": None, "fusion": "esm", "attention": None},
+    "ESM + SSA": {"num_slices": None, "fusion": "esm", "attention": "ssa"},
 }
 
 
@@ -87,7 +87,7 @@ def slice_mapping(
         torch.set_num_threads(int(threads))
     rows = []
     for label, kwargs in SLICE_MAPPING_VARIANTS.items():
-        k = int(kwargs["in_slices"] or num_slices)
+        k = int(kwargs["num_slices"] or num_slices)
         torch.manual_seed(seed)
         net = T2DNet(
             k, 1, backbone=backbone, decoder_channels=decoder_channels, fusion=kwargs["fusion"],

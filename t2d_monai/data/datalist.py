@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from t2d_monai.data.files import write_atomic
+from t2d_monai.utils.files import write_atomic
 
 __all__ = ["PAPER_TEST_FRACTION", "find_cases", "load_datalists", "make_split", "save_split", "split"]
 

@@ -28,7 +28,7 @@ from scipy import ndimage
 
 from t2d_monai.data.anatomy import make_anatomy
 from t2d_monai.data.distractors import add_distractors
-from t2d_monai.data.files import write_atomic
+from t2d_monai.utils.files import write_atomic
 from t2d_monai.data.vessel_tree import Centerlines, grow_tree, rasterize_tubes
 
 __all__ = [

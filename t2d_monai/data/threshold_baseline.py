@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from t2d_monai.data.files import write_atomic
+from t2d_monai.utils.files import write_atomic
 
 __all__ = ["continuity_filter", "threshold_baseline", "threshold_dice_curve"]
 

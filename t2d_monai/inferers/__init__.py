@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .multi_view_inferer import MultiViewInferer, view_to_view_order
-from .thick_slice_inferer import ACTIVATIONS, ThickSliceInferer, window_starts
+from t2d_monai.utils.windows import window_starts
+
+from .thick_slice_inferer import ACTIVATIONS, ThickSliceInferer
 from .view_fusion import FUSION_METHODS, ViewFusion, ViewFusiond, fuse_views
 
 __all__ = [

@@ -17,25 +17,13 @@ from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, ensure_tuple_rep, look_up_option
 
 from t2d_monai.transforms.thick_slice import SLICE_PAD_MODES, pad_slices, slice_padding
-from t2d_monai.utils import unwrap_parallel
+from t2d_monai.networks.protocols import GroupCacheNetwork, missing_members
+from t2d_monai.utils import unwrap_parallel, window_starts
 
-__all__ = ["ACTIVATIONS", "ThickSliceInferer", "window_starts"]
+__all__ = ["ACTIVATIONS", "ThickSliceInferer"]
 
 #: how the network's per-slice logits become the averaged values.
 ACTIVATIONS = ("auto", "sigmoid", "softmax", "none")
-
-
-def window_starts(depth: int, num_slices: int, stride: int) -> list[int]:
-    """First slice of every window of ``num_slices`` slices over ``depth >= num_slices`` slices.
-
-    Windows start at ``0, stride, 2 * stride, ...``; when the last one does not end at the last
-    slice, one more window ending there (start ``depth - num_slices``) is added, so every slice is
-    covered at least once.
-    """
-    starts = list(range(0, depth - num_slices + 1, stride))
-    if starts[-1] != depth - num_slices:
-        starts.append(depth - num_slices)
-    return starts
 
 
 class ThickSliceInferer(Inferer):
@@ -60,7 +48,8 @@ class ThickSliceInferer(Inferer):
     multiples of it, and the output is cropped back to ``(H, W)``.
 
     f1 cache: when the network (or the ``.module`` of a ``DataParallel``/``DistributedDataParallel``
-    wrapper) has ``supports_group_cache = True`` (T2DNet with ``fusion="esm"``), the inferer calls
+    wrapper) implements :class:`~t2d_monai.networks.GroupCacheNetwork` with ``supports_group_cache = True``
+    (T2DNet with ``fusion="esm"``), the inferer calls
     ``encode_group`` once per absolute group start and ``decode`` per window batch, reusing each
     group's f1 feature across overlapping windows: with 15 slices, groups of 3 and stride 1 that
     is 5 times fewer f1 passes, with the same output as the plain forward (float32, < 1e-5). The
@@ -87,7 +76,7 @@ class ThickSliceInferer(Inferer):
 
     Raises:
         ValueError: for a bad argument; at call time when ``inputs`` is not ``(N, 1, H, W, D)``, the
-            network's ``in_slices`` differs from ``num_slices``, or its output is not
+            network's ``num_slices`` differs from the inferer's, or its output is not
             ``(B, num_slices * C, H, W)``.
 
     Example::
@@ -147,13 +136,7 @@ class ThickSliceInferer(Inferer):
                 f"got {tuple(inputs.shape)}."
             )
         net = unwrap_parallel(network) if isinstance(network, torch.nn.Module) else network
-        in_slices = getattr(net, "in_slices", self.num_slices)
-        if in_slices != self.num_slices:
-            raise ValueError(
-                f"the network takes in_slices={in_slices} but the inferer has num_slices={self.num_slices}; "
-                "make them equal."
-            )
-        use_cache = self.cache_f1 and bool(getattr(net, "supports_group_cache", False)) and not args and not kwargs
+        use_cache = self._use_group_cache(net) and not args and not kwargs
         temp_meta = MetaTensor([]).copy_meta_from(inputs, copy_attr=False) if isinstance(inputs, MetaTensor) else None
         x = inputs.as_tensor() if isinstance(inputs, MetaTensor) else inputs
         device = torch.device(self.device) if self.device is not None else x.device
@@ -201,9 +184,31 @@ class ThickSliceInferer(Inferer):
             return convert_to_dst_type(output, temp_meta, device=device)[0]
         return output
 
+    def _use_group_cache(self, net: Any) -> bool:
+        """Whether to cache mini-group features for ``net``; checks its ``num_slices`` against the inferer's.
+
+        Raises:
+            ValueError: a :class:`~t2d_monai.networks.GroupCacheNetwork` whose ``num_slices`` differs.
+            TypeError: a network that says ``supports_group_cache = True`` but lacks part of the contract.
+        """
+        if not isinstance(net, GroupCacheNetwork):
+            if self.cache_f1 and getattr(net, "supports_group_cache", False):
+                raise TypeError(
+                    f"{type(net).__name__} sets supports_group_cache=True but does not implement "
+                    f"t2d_monai.networks.GroupCacheNetwork (missing: {missing_members(net, GroupCacheNetwork)}); "
+                    "implement the missing members, set supports_group_cache=False, or pass cache_f1=False."
+                )
+            return False
+        if int(net.num_slices) != self.num_slices:
+            raise ValueError(
+                f"the network takes num_slices={int(net.num_slices)} but the inferer has num_slices={self.num_slices}; "
+                "make them equal."
+            )
+        return self.cache_f1 and bool(net.supports_group_cache)
+
     def _cached_logits(
         self,
-        net: Any,
+        net: GroupCacheNetwork,
         volume: torch.Tensor,
         chunk: list[int],
         cache: dict[int, torch.Tensor],

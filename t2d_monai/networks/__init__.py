@@ -5,9 +5,10 @@ Importing this package registers ``"switchable"`` in MONAI's ``Norm`` factory.
 
 from __future__ import annotations
 
-from .blocks import ConcatSliceFusion, DotSliceFusion, SliceSensitiveAttention
+from .blocks import ConcatSliceFusion, DeepLabV3PlusDecoder, DotSliceFusion, SliceSensitiveAttention
 from .layers import SwitchNorm, SwitchNorm1d, SwitchNorm2d, SwitchNorm3d
-from .nets import RESNET_BACKBONES, DeepLabV3Plus, DeepLabV3PlusDecoder, ResNetEncoder, T2DNet, group_starts
+from .nets import RESNET_BACKBONES, DeepLabV3Plus, ResNetEncoder, T2DNet, group_starts
+from .protocols import GroupCacheNetwork, MomentAffineNorm
 from .pretrained import adapt_input_conv, adapt_resnet_state_dict, load_resnet_state_dict
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "ResNetEncoder",
     "RESNET_BACKBONES",
     "group_starts",
+    "GroupCacheNetwork",
+    "MomentAffineNorm",
     "SwitchNorm",
     "SwitchNorm1d",
     "SwitchNorm2d",

@@ -84,7 +84,7 @@ def test_package_bundle_folder(packaged, checkpoint):
     assert inference["num_slices"] == train["num_slices"] == 6 and inference["backbone"] == "resnet18"
     assert inference["device"] == "$torch.device('cpu')"  # from cpu_small.json
     assert "spatial_size" not in inference and train["spatial_size"] == [48, 48]
-    assert inference["network_def"]["in_slices"] == "@num_slices", "expressions stay expressions"
+    assert inference["network_def"]["num_slices"] == "@num_slices", "expressions stay expressions"
     meta = json.loads((packaged / "configs" / "metadata.json").read_text())["network_data_format"]
     assert meta["inputs"]["image"]["num_channels"] == meta["outputs"]["pred"]["num_channels"] == 6
     assert (packaged / "models" / "model.pt").read_bytes() == checkpoint.read_bytes()

@@ -101,7 +101,7 @@ def test_2d_baseline_trains_and_signs_its_checkpoint(dataset, tmp_path, name, fi
     assert torch.load(tmp_path / "models" / "model.pt", weights_only=True)["signature"] == expected
     assert torch.load(tmp_path / "models" / "checkpoint.pt", weights_only=True)["trainer"]["iteration"] == 2
     net = wf.parser.get_parsed_content("network_def")
-    assert net.in_slices == expected["num_slices"] and net.fusion == expected["fusion"]
+    assert net.num_slices == expected["num_slices"] and net.fusion == expected["fusion"]
 
 
 def test_slab_thickness_is_one_override(dataset, tmp_path):

@@ -5,21 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
+from t2d_monai.utils import window_starts
+
 
 class StandInESM(torch.nn.Module):
-    """Small network implementing the T2DNet contract (contract_t2dnet): split forward over mini-groups."""
+    """Small network implementing the T2DNet contract (t2d_monai.networks.GroupCacheNetwork): split forward over mini-groups."""
 
-    def __init__(self, in_slices: int = 15, out_channels: int = 1, group_size: int = 3, width: int = 4) -> None:
+    def __init__(self, num_slices: int = 15, out_channels: int = 1, group_size: int = 3, width: int = 4) -> None:
         super().__init__()
-        self.in_slices, self.out_channels, self.group_size = in_slices, out_channels, group_size
+        self.num_slices, self.out_channels, self.group_size = num_slices, out_channels, group_size
         self.fusion, self.supports_group_cache = "esm", True
-        starts = list(range(0, in_slices - group_size + 1, group_size))
-        if starts[-1] + group_size < in_slices:
-            starts.append(in_slices - group_size)
+        starts = window_starts(num_slices, group_size, group_size)
         self.group_starts = starts
         self.f1 = torch.nn.Sequential(torch.nn.Conv2d(group_size, width, 3, stride=2, padding=1), torch.nn.Tanh())
         self.fuse = torch.nn.Conv2d(width * len(starts), width, 1)
-        self.head = torch.nn.Conv2d(width, in_slices * out_channels, 3, padding=1)
+        self.head = torch.nn.Conv2d(width, num_slices * out_channels, 3, padding=1)
 
     def encode_group(self, x_group: torch.Tensor) -> torch.Tensor:
         return self.f1(x_group)

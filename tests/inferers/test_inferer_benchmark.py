@@ -14,8 +14,8 @@ def test_scaled_patch_matches_the_paper():
 
 
 def test_runs_with_a_stand_in_and_writes_results(tmp_path, stand_in_esm):
-    def factory(in_slices, fusion, attention, backbone):
-        return stand_in_esm(in_slices=in_slices, group_size=min(3, in_slices))
+    def factory(num_slices, fusion, attention, backbone):
+        return stand_in_esm(num_slices=num_slices, group_size=min(3, num_slices))
 
     rows = inferer_benchmark(
         out_dir=str(tmp_path),
@@ -46,7 +46,7 @@ def test_forward_split_counts_new_groups_per_window(stand_in_esm):
 
     from t2d_monai.benchmarks.inferers import _forward_split
 
-    split = _forward_split(stand_in_esm(in_slices=5, group_size=3), (16, 12, 9), 5, 1, 2, torch.device("cpu"))
+    split = _forward_split(stand_in_esm(num_slices=5, group_size=3), (16, 12, 9), 5, 1, 2, torch.device("cpu"))
     assert split["groups"] == 2 and split["new_groups_per_window"] == pytest.approx(7 / 5)
     assert 0 < split["f1_share"] < 1 and split["f1_group_s"] > 0 and split["rest_s"] > 0
     assert 1 < split["ceiling"] < 2 / 1.4  # between no gain and the f1-only bound G / n

@@ -8,7 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from monai.data import MetaTensor
 
-from t2d_monai.inferers import ThickSliceInferer, window_starts
+from t2d_monai.inferers import ThickSliceInferer
+from t2d_monai.networks import GroupCacheNetwork
+from t2d_monai.utils import window_starts
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +93,7 @@ def test_matches_naive_loop(stand_in_esm, depth, num_slices, stride_frac, batch_
 @pytest.mark.parametrize("num_slices,depth,stride,batch_size", [(15, 40, 1, 4), (14, 33, 2, 3), (6, 20, 3, 1)])
 def test_cache_reuses_f1_and_equals_plain_forward(counting, num_slices, depth, stride, batch_size):
     torch.manual_seed(0)
-    net = counting(in_slices=num_slices, out_channels=2).eval()
+    net = counting(num_slices=num_slices, out_channels=2).eval()
     x = torch.randn(1, 1, 12, 10, depth)
     cached = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=True)(x, net)
     starts = window_starts(depth, num_slices, stride)
@@ -129,7 +131,7 @@ def test_plain_network_and_wrappers(counting):
     out = ThickSliceInferer(5, batch_size=2)(x, conv)
     assert out.shape == (2, 3, 8, 9, 11)
     torch.testing.assert_close(out.sum(1), torch.ones(2, 8, 9, 11))  # softmax over 3 classes
-    net = counting(in_slices=5, group_size=3).eval()
+    net = counting(num_slices=5, group_size=3).eval()
     wrapped = torch.nn.DataParallel(net)
     out = ThickSliceInferer(5)(x, wrapped)
     assert net.f1_rows == 2 * len({s + g for s in range(7) for g in net.group_starts})  # cache seen through .module
@@ -157,7 +159,7 @@ def test_inplane_divisor_pads_and_crops():
 
 def test_metatensor_devices_progress_and_grad(stand_in_esm):
     x = MetaTensor(torch.randn(1, 1, 6, 7, 9), affine=torch.diag(torch.tensor([2.0, 2.0, 3.0, 1.0])))
-    net = stand_in_esm(in_slices=3)
+    net = stand_in_esm(num_slices=3)
     out = ThickSliceInferer(3, sw_device="cpu", device="cpu", progress=True)(x, net)
     assert isinstance(out, MetaTensor) and torch.equal(out.affine, x.affine)
     assert not out.requires_grad and out.device.type == "cpu"
@@ -176,12 +178,24 @@ def test_ill_arg(stand_in_esm):
                    {"inplane_divisor": 0}, {"activation": "relu"}, {"pad_mode": "wrap"}, {"batch_size": 1.5}):
         with pytest.raises(ValueError):
             ThickSliceInferer(**kwargs)
-    net = stand_in_esm(in_slices=5)
+    net = stand_in_esm(num_slices=5)
     with pytest.raises(ValueError, match=r"\(N, 1, H, W, D\)"):
         ThickSliceInferer(5)(torch.zeros(1, 5, 5, 5), net)
     with pytest.raises(ValueError, match=r"\(N, 1, H, W, D\)"):
         ThickSliceInferer(5)(torch.zeros(1, 2, 5, 5, 5), net)
-    with pytest.raises(ValueError, match="in_slices=5"):
+    with pytest.raises(ValueError, match="num_slices=5"):
         ThickSliceInferer(7)(torch.zeros(1, 1, 5, 5, 9), net)
     with pytest.raises(ValueError, match="out_channels"):
         ThickSliceInferer(4)(torch.zeros(1, 1, 5, 5, 9), torch.nn.Conv2d(4, 6, 1))
+
+
+def test_group_cache_contract_is_checked(stand_in_esm):
+    assert isinstance(stand_in_esm(num_slices=3), GroupCacheNetwork)
+
+    class ClaimsCache(torch.nn.Conv2d):
+        supports_group_cache = True  # but no encode_group / decode / group_starts
+
+    with pytest.raises(TypeError, match=r"GroupCacheNetwork.*decode.*encode_group"):
+        ThickSliceInferer(3)(torch.zeros(1, 1, 5, 5, 4), ClaimsCache(3, 3, 1))
+    out = ThickSliceInferer(3, cache_f1=False)(torch.zeros(1, 1, 5, 5, 4), ClaimsCache(3, 3, 1))
+    assert out.shape == (1, 1, 5, 5, 4)

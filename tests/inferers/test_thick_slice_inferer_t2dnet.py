@@ -9,13 +9,13 @@ from t2d_monai.inferers import MultiViewInferer, ThickSliceInferer
 from t2d_monai.networks import T2DNet
 
 
-@pytest.mark.parametrize("in_slices, stride, depth", [(6, 1, 11), (7, 2, 13), (6, 1, 4)])
-def test_cache_equals_plain_forward_with_t2dnet(in_slices, stride, depth):
+@pytest.mark.parametrize("num_slices, stride, depth", [(6, 1, 11), (7, 2, 13), (6, 1, 4)])
+def test_cache_equals_plain_forward_with_t2dnet(num_slices, stride, depth):
     torch.manual_seed(0)
-    net = T2DNet(in_slices, backbone="resnet18", decoder_channels=32).eval()
+    net = T2DNet(num_slices, backbone="resnet18", decoder_channels=32).eval()
     volume = torch.rand(1, 1, 35, 29, depth)
-    cached = ThickSliceInferer(in_slices, stride=stride, batch_size=3, cache_f1=True)(volume, net)
-    plain = ThickSliceInferer(in_slices, stride=stride, batch_size=3, cache_f1=False)(volume, net)
+    cached = ThickSliceInferer(num_slices, stride=stride, batch_size=3, cache_f1=True)(volume, net)
+    plain = ThickSliceInferer(num_slices, stride=stride, batch_size=3, cache_f1=False)(volume, net)
     assert cached.shape == (1, 1, 35, 29, depth)
     assert torch.max(torch.abs(cached - plain)).item() < 1e-5
     assert 0.0 <= cached.min().item() and cached.max().item() <= 1.0
@@ -28,7 +28,7 @@ def test_multi_view_inferer_returns_to_input_layout():
     class Recorder(torch.nn.Module):
         def __init__(self, view: str, k: int) -> None:
             super().__init__()
-            self.view, self.in_slices = view, k
+            self.view, self.num_slices = view, k
 
         def forward(self, x):
             seen[self.view] = x.shape

@@ -8,7 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from t2d_monai.networks import T2DNet, group_starts
+from t2d_monai.networks import GroupCacheNetwork, T2DNet, group_starts
+from t2d_monai.networks.blocks import GroupSliceHead, SSAGroupSliceHead
+from t2d_monai.utils import window_starts
 
 COMBOS = [("early", None), ("esm", None), ("esm", "concat"), ("esm", "dot"), ("esm", "ssa")]
 SLICES = [1, 3, 6, 12, 15, 24]
@@ -16,36 +18,47 @@ SMALL = {"backbone": "resnet18", "decoder_channels": 32}
 HW = (33, 47)
 
 
-def _net(in_slices: int, fusion: str, attention: str | None, out_channels: int = 2, **kwargs) -> T2DNet:
+def _net(num_slices: int, fusion: str, attention: str | None, out_channels: int = 2, **kwargs) -> T2DNet:
     torch.manual_seed(0)
-    shrinks = fusion == "esm" and in_slices < kwargs.get("group_size", 3)
+    shrinks = fusion == "esm" and num_slices < kwargs.get("group_size", 3)
     ctx = pytest.warns(UserWarning, match="one group") if shrinks else contextlib.nullcontext()
     with ctx:
-        return T2DNet(in_slices, out_channels, fusion=fusion, attention=attention, **{**SMALL, **kwargs})
+        return T2DNet(num_slices, out_channels, fusion=fusion, attention=attention, **{**SMALL, **kwargs})
 
 
 @pytest.mark.parametrize("fusion,attention", COMBOS)
-@pytest.mark.parametrize("in_slices", SLICES)
-def test_shape(in_slices, fusion, attention):
-    net = _net(in_slices, fusion, attention).eval()
+@pytest.mark.parametrize("num_slices", SLICES)
+def test_shape(num_slices, fusion, attention):
+    net = _net(num_slices, fusion, attention).eval()
     with torch.no_grad():
-        y = net(torch.randn(1, in_slices, *HW))
-    assert y.shape == (1, in_slices * 2, *HW)
+        y = net(torch.randn(1, num_slices, *HW))
+    assert y.shape == (1, num_slices * 2, *HW)
     assert torch.isfinite(y).all()
-    assert net.in_slices == in_slices and net.out_channels == 2 and net.fusion == fusion
+    assert net.num_slices == num_slices and net.out_channels == 2 and net.fusion == fusion
     assert net.supports_group_cache == (fusion == "esm")
     if fusion == "esm":
-        assert net.group_size == min(3, in_slices)
-        assert net.group_starts == group_starts(in_slices, net.group_size)
+        assert net.group_size == min(3, num_slices)
+        assert net.group_starts == window_starts(num_slices, net.group_size, net.group_size)
+    assert isinstance(net, GroupCacheNetwork)
 
 
 @pytest.mark.parametrize(
-    "in_slices,size,expected",
+    "num_slices,size,expected",
     [(15, 3, [0, 3, 6, 9, 12]), (14, 3, [0, 3, 6, 9, 11]), (4, 3, [0, 1]), (3, 3, [0]), (5, 1, [0, 1, 2, 3, 4])],
 )
-def test_group_starts(in_slices, size, expected):
-    assert group_starts(in_slices, size) == expected
-    assert _net(in_slices, "esm", "ssa", group_size=size).group_starts == expected
+def test_group_starts(num_slices, size, expected):
+    assert window_starts(num_slices, size, size) == expected
+    with pytest.warns(FutureWarning, match="window_starts"):
+        assert group_starts(num_slices, size) == expected  # deprecated alias
+    assert _net(num_slices, "esm", "ssa", group_size=size).group_starts == expected
+
+
+def test_in_slices_is_a_deprecated_alias():
+    with pytest.warns(FutureWarning, match="num_slices"):
+        net = T2DNet(in_slices=6, **SMALL)
+    assert net.num_slices == 6
+    with pytest.warns(FutureWarning, match="num_slices"):
+        assert net.in_slices == 6
 
 
 def test_small_window_uses_one_group():
@@ -55,10 +68,10 @@ def test_small_window_uses_one_group():
 
 
 @pytest.mark.parametrize("fusion,attention", COMBOS[1:])
-@pytest.mark.parametrize("in_slices", [14, 15, 2])
-def test_split_forward_equals_forward(in_slices, fusion, attention):
-    net = _net(in_slices, fusion, attention).eval()
-    x = torch.randn(2, in_slices, 29, 38)
+@pytest.mark.parametrize("num_slices", [14, 15, 2])
+def test_split_forward_equals_forward(num_slices, fusion, attention):
+    net = _net(num_slices, fusion, attention).eval()
+    x = torch.randn(2, num_slices, 29, 38)
     with torch.no_grad():
         split = net.decode([net.encode_group(x[:, s : s + net.group_size]) for s in net.group_starts], [29, 38])
         torch.testing.assert_close(split, net(x), atol=1e-5, rtol=0)
@@ -88,24 +101,25 @@ def test_overlapping_groups_average_in_slice_order():
         torch.testing.assert_close(net(x), expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("in_slices,out_channels", [(14, 2), (15, 1)])
-def test_ssa_head_eval_fast_path_equals_blocks(in_slices, out_channels):
+@pytest.mark.parametrize("num_slices,out_channels", [(14, 2), (15, 1)])
+def test_ssa_head_eval_fast_path_equals_blocks(num_slices, out_channels):
     """In eval mode the SSA head folds attention, switchable norm and 1x1 conv into one map per sample: same logits."""
-    net = _net(in_slices, "esm", "ssa", out_channels=out_channels)
+    net = _net(num_slices, "esm", "ssa", out_channels=out_channels)
     ssa_norm = net.head.block.norm
     with torch.no_grad():  # a norm that is not the identity, with trained-looking running statistics
         for p in (ssa_norm.mean_weight, ssa_norm.var_weight, ssa_norm.weight, ssa_norm.bias, ssa_norm.running_mean):
             p.normal_()
         ssa_norm.running_var.uniform_(0.5, 2.0)
     net.eval()
-    x = torch.randn(2, in_slices, 29, 38)
+    x = torch.randn(2, num_slices, 29, 38)
     with torch.no_grad():
         feats = [net.encode_group(x[:, s : s + 3]) for s in net.group_starts]
         fused = net.compress(torch.cat(feats, 1))
         u = net.decoder(fused, net.encoder.forward_f2(fused))
         torch.testing.assert_close(net.head(u, feats), net.head.forward_blocks(u, feats), atol=1e-5, rtol=1e-4)
     # other norms on the SSA output keep the plain blocks
-    assert type(_net(6, "esm", "ssa", ssa_norm="instance").head).__name__ == "_GroupHead"
+    assert type(_net(6, "esm", "ssa", ssa_norm="instance").head) is GroupSliceHead
+    assert type(net.head) is SSAGroupSliceHead
 
 
 def test_ssa_starts_as_plain_esm():
@@ -175,7 +189,7 @@ def test_paper_default_resnet50():
 
 def test_ill_arg():
     for bad in (0, -3, 2.5, True, "3"):
-        with pytest.raises(ValueError, match="in_slices"):
+        with pytest.raises(ValueError, match="num_slices"):
             T2DNet(bad, **SMALL)
     with pytest.raises(ValueError, match="out_channels"):
         T2DNet(3, 0, **SMALL)

@@ -1,7 +1,9 @@
-"""Building blocks of the thickened 2D networks."""
+"""Building blocks of the thickened 2D networks: shared conv layers, decoders, slice fusion and heads."""
 
 from __future__ import annotations
 
+from .conv import conv_norm_relu
+from .deeplabv3plus_decoder import DeepLabV3PlusDecoder
 from .slice_attention import (
     SLICE_FUSION_BLOCKS,
     ConcatSliceFusion,
@@ -10,12 +12,19 @@ from .slice_attention import (
     fused_feature_moments,
     make_slice_fusion,
 )
+from .slice_heads import GroupSliceHead, PlainSliceHead, SSAGroupSliceHead, make_slice_head
 
 __all__ = [
     "SLICE_FUSION_BLOCKS",
     "ConcatSliceFusion",
+    "DeepLabV3PlusDecoder",
     "DotSliceFusion",
+    "GroupSliceHead",
+    "PlainSliceHead",
+    "SSAGroupSliceHead",
     "SliceSensitiveAttention",
+    "conv_norm_relu",
     "fused_feature_moments",
     "make_slice_fusion",
+    "make_slice_head",
 ]

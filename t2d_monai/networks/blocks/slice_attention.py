@@ -112,8 +112,8 @@ class SliceSensitiveAttention(nn.Module):
         """
         A 1x1 convolution of the SSA output, ``conv(ssa(U, O_g))``, as one per-sample linear map of ``U``:
         ``(W', b')`` with ``conv(ssa(U, O_g)) == W' U + b'`` (``U`` flattened to ``(N, C, h*w)``), for a block
-        whose output norm is :class:`~t2d_monai.networks.layers.SwitchNorm` (or any norm with
-        ``affine_from_moments``).
+        whose output norm is :class:`~t2d_monai.networks.layers.SwitchNorm` (any
+        :class:`~t2d_monai.networks.protocols.MomentAffineNorm`).
 
         Why: ``y = M U`` is linear in ``U``, so its per-channel mean and variance (all the switchable norm
         needs) follow from U's mean and covariance (:func:`fused_feature_moments`, computed once per window and

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .deeplabv3plus import DeepLabV3Plus, DeepLabV3PlusDecoder
+from t2d_monai.networks.blocks.deeplabv3plus_decoder import DeepLabV3PlusDecoder
+
+from .deeplabv3plus import DeepLabV3Plus
 from .resnet_encoder import RESNET_BACKBONES, ResNetEncoder
 from .t2dnet import T2DNet, group_starts
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import csv
 
-from t2d_monai.data.files import write_csv_atomic
+from t2d_monai.utils.files import write_csv_atomic
 
 
 def test_write_csv_atomic_header_rows_and_no_leftovers(tmp_path):

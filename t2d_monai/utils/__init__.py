@@ -1,0 +1,12 @@
+"""Small helpers shared by several subpackages: atomic file writing, window positions, module unwrapping.
+
+Nothing here imports another subpackage of t2d_monai, so every subpackage may import it.
+"""
+
+from __future__ import annotations
+
+from .files import write_atomic, write_csv_atomic
+from .modules import unwrap_parallel
+from .windows import window_starts
+
+__all__ = ["unwrap_parallel", "window_starts", "write_atomic", "write_csv_atomic"]
