@@ -24,7 +24,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("t2d_monai.data.synthetic:synth", "write a synthetic hepatic-vessel CT data set in the MSD Task08 layout"),
     "threshold_baseline": (
-        "t2d_monai.data.threshold_baseline:threshold_baseline",
+        "t2d_monai.benchmarks.threshold_baseline:threshold_baseline",
         "Dice of the best single global HU threshold on a data set (how hard the data is)",
     ),
     "split": ("t2d_monai.data.datalist:split", "reproducible train/validation/test split of an MSD data set, saved as JSON"),
@@ -47,11 +47,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": ("t2d_monai.demo:demo", "synthesise data, train, evaluate and infer with the hepatic_vessel bundle on CPU"),
     "package_bundle": (
-        "t2d_monai.bundle.zoo:package_bundle",
+        "t2d_monai.bundle.packaging:package_bundle",
         "copy a bundle into the model-zoo layout (folder or zip), with overlays baked in and the checkpoint checked",
     ),
     "zoo_check": (
-        "t2d_monai.bundle.zoo:zoo_check",
+        "t2d_monai.bundle.zoo_check:zoo_check",
         "offline model-zoo CI checks: files, changelog, schema, verify_net_in_out, TorchScript and ONNX export",
     ),
 }

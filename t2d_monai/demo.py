@@ -16,24 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["demo", "find_bundle", "run_demo"]
-
-BUNDLE_NAME = "hepatic_vessel"
-
-
-def find_bundle(name: str = BUNDLE_NAME, bundle_dir: str | None = None) -> Path:
-    """The folder of bundle ``name``: ``bundle_dir`` if given, else ``bundles/<name>`` of this checkout.
-
-    Raises:
-        FileNotFoundError: when no ``configs/train.json`` is found there.
-    """
-    root = Path(bundle_dir) if bundle_dir else Path(__file__).resolve().parents[1] / "bundles" / name
-    if not (root / "configs" / "train.json").is_file():
-        raise FileNotFoundError(
-            f"bundle {name!r} not found at {root} (no configs/train.json). Run the demo from a checkout of "
-            "t2d-monai installed with `pip install -e .`, or pass --bundle_dir path/to/bundles/hepatic_vessel."
-        )
-    return root
+__all__ = ["demo", "run_demo"]
 
 
 def _bundle_run(run_id: str, configs: Sequence[Path], step: str, **overrides) -> float:
@@ -101,7 +84,9 @@ def run_demo(
     from t2d_monai.data.synthetic import write_dataset
     from t2d_monai.visualize import save_preview
 
-    bundle = find_bundle(bundle_dir=bundle_dir)
+    from t2d_monai.bundle import paths
+
+    bundle = paths.bundle_dir(paths.DEFAULT_BUNDLE, bundle_dir)
     configs = bundle / "configs"
     out_dir = Path(out).resolve()
     data_dir, run_dir = out_dir / "data", out_dir / "bundle"

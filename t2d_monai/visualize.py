@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from t2d_monai.transforms.view_permute import VIEWS
 from t2d_monai.utils.files import write_atomic
 
 __all__ = ["COLORS", "preview", "save_preview"]
@@ -130,7 +131,6 @@ def save_preview(
         return np.clip((a - (lvl - width / 2)) / width, 0.0, 1.0)
 
     aspects = _aspects(spacing)
-    view_names = ("axial", "coronal", "sagittal")
     ct_mips = _views(img, np.max)
     # column widths of the projection rows follow the physical width of each view at a common height
     widths = [pic.shape[1] / (pic.shape[0] * a) for pic, a in zip(ct_mips, aspects)]
@@ -146,7 +146,7 @@ def save_preview(
         ax.set_title(text, color="white", fontsize=9)
 
     # row 1: CT MIPs
-    for k, (pic, name) in enumerate(zip(ct_mips, view_names)):
+    for k, (pic, name) in enumerate(zip(ct_mips, VIEWS)):
         show(fig.add_subplot(top[0, k]), gray(pic, mip_window), aspects[k], f"CT MIP, {name}")
     # row 2: mask MIPs
     if pred is None:
@@ -154,7 +154,7 @@ def save_preview(
     else:
         layers = {"fp": pred & ~gt, "fn": gt & ~pred, "tp": gt & pred}
     projected = {k: _views(m, np.any) for k, m in layers.items()}
-    for k, name in enumerate(view_names):
+    for k, name in enumerate(VIEWS):
         black = np.zeros_like(projected[next(iter(projected))][k], np.float32)
         rgb = _overlay(black, {key: projected[key][k] for key in projected}, 1.0)
         what = "ground truth" if pred is None else "prediction vs truth"

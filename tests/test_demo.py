@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from t2d_monai.demo import find_bundle, run_demo
+from t2d_monai.demo import run_demo
 
 TINY = {
     "num_slices": 6, "backbone": "resnet18", "decoder_channels": 16, "spatial_size": [48, 48],
@@ -30,7 +30,3 @@ def test_demo_end_to_end(tmp_path):
 
 
 
-def test_find_bundle_errors_clearly(tmp_path):
-    assert (find_bundle() / "configs" / "train.json").is_file()
-    with pytest.raises(FileNotFoundError, match="no configs/train.json"):
-        find_bundle(bundle_dir=str(tmp_path))

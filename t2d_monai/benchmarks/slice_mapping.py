@@ -14,7 +14,6 @@ the worst slice position's Dice (a network that mixes slices up fails some posit
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from typing import Any

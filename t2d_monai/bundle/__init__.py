@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from .checks import check_checkpoint_exists, check_dataset_dir, list_images
 from .paths import VIEWS, bundle_root_from_argv, checkpoint_filename
-from .zoo import ZooCheckError, package_bundle, zoo_check
+from .packaging import package_bundle
+from .zoo_check import ZooCheckError, zoo_check
 
 __all__ = [
     "VIEWS",

@@ -6,15 +6,36 @@ import ast
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from monai.utils import look_up_option
 
-__all__ = ["VIEWS", "bundle_root_from_argv", "checkpoint_filename"]
+from t2d_monai.transforms.view_permute import VIEWS
 
-VIEWS = ("axial", "coronal", "sagittal")
+__all__ = ["DEFAULT_BUNDLE", "VIEWS", "bundle_dir", "bundle_root_from_argv", "checkpoint_filename"]
+
 #: the paper trains and reports its single-view model on the coronal view; that model is ``model.pt``,
 #: the file that MONAI Label and the model zoo read.
 DEFAULT_VIEW = "coronal"
+#: the bundle that the demo and the benchmarks run
+DEFAULT_BUNDLE = "hepatic_vessel"
+
+
+def bundle_dir(name: str = DEFAULT_BUNDLE, path: str | os.PathLike | None = None) -> Path:
+    """The folder of bundle ``name``: ``path`` when given, else ``bundles/<name>`` of this source checkout
+    (the bundles are not part of the installed package: install t2d-monai from a checkout with
+    ``pip install -e .``, or pass the folder).
+
+    Raises:
+        FileNotFoundError: when the folder has no ``configs/train.json``, naming where it looked and the fix.
+    """
+    root = Path(path) if path else Path(__file__).resolve().parents[2] / "bundles" / name
+    if not (root / "configs" / "train.json").is_file():
+        raise FileNotFoundError(
+            f"bundle {name!r} not found at {root} (no configs/train.json). Use a checkout of t2d-monai installed "
+            f"with `pip install -e .`, or pass the bundle folder (e.g. --bundle_dir path/to/bundles/{name})."
+        )
+    return root
 
 
 def checkpoint_filename(view: str, prefix: str = "model") -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from t2d_monai.data.datalist import PAPER_TEST_FRACTION, find_cases, load_datalists, make_split, save_split
 from t2d_monai.data.synthetic import DEFAULT_SHAPE, DEFAULT_SPACING, LABELS, case_affine, generate_case, write_dataset
-from t2d_monai.data.threshold_baseline import continuity_filter, threshold_dice_curve
 
 __all__ = [
     "DEFAULT_SHAPE",
@@ -12,12 +11,10 @@ __all__ = [
     "LABELS",
     "PAPER_TEST_FRACTION",
     "case_affine",
-    "continuity_filter",
     "find_cases",
     "generate_case",
     "load_datalists",
     "make_split",
     "save_split",
-    "threshold_dice_curve",
     "write_dataset",
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,33 +11,16 @@ import torch
 from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader
 
-from t2d_monai.utils import unwrap_parallel
+from t2d_monai.handlers.model_signature import ModelSignature
+from t2d_monai.utils import atomic_output, unwrap_parallel
 
-__all__ = ["AtomicCheckpointSaver", "ResumeCheckpointLoader", "save_atomically"]
+__all__ = ["AtomicCheckpointSaver", "ResumeCheckpointLoader", "ViewCheckpointsLoader", "save_atomically"]
 
 
 def save_atomically(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, then ``os.replace``: readers see old or new, never half.
-
-    The file gets the permissions a plain ``open()`` would give (``0o666`` minus the umask), unlike
-    ``tempfile``'s private ``0o600``, so a shared model folder stays readable.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``torch.save`` through :func:`~t2d_monai.utils.atomic_output`: readers see the old or the new file, never half."""
+    with atomic_output(path) as f:
+        torch.save(obj, f)
 
 
 class AtomicCheckpointSaver:
@@ -164,31 +146,33 @@ class ResumeCheckpointLoader(CheckpointLoader):
 class ViewCheckpointsLoader:
     """Load one checkpoint per view into an ``nn.ModuleDict`` of view models, checking each one's signature.
 
-    The checkpoint of view ``v`` is ``<ckpt_dir>/<checkpoint_filename(v)>`` (``model.pt`` for coronal,
-    ``model_axial.pt``, ``model_sagittal.pt``), as written by training with ``--view v``. Each must carry a
-    :class:`~t2d_monai.handlers.ModelSignature` equal to ``signature_fields`` plus ``view=v``.
+    Each view's checkpoint (``ckpt_files[v]``; in the bundle configs ``model.pt`` for coronal,
+    ``model_axial.pt``, ``model_sagittal.pt``, as written by training with ``--view v``) must carry a
+    :class:`~t2d_monai.handlers.ModelSignature` equal to ``signature`` with ``view=v``.
 
     Args:
-        ckpt_dir: folder of the checkpoints.
-        networks: view name -> model (e.g. ``nn.ModuleDict``).
-        signature_fields: settings every view model must have been trained with (``num_slices``, ...).
+        ckpt_files: view name -> checkpoint file.
+        networks: view name -> model (e.g. ``nn.ModuleDict``); every view needs a file in ``ckpt_files``.
+        signature: the settings every view model must have been trained with (its ``view`` field, if any,
+            is replaced by each view's name); None checks nothing.
         map_location: passed to ``torch.load``.
 
     Raises:
         FileNotFoundError: at construction, listing every missing view checkpoint and how to train it.
+        KeyError: a view of ``networks`` without an entry in ``ckpt_files``.
     """
 
     def __init__(
         self,
-        ckpt_dir: str,
+        ckpt_files: Mapping[str, str],
         networks: Mapping[str, torch.nn.Module],
-        signature_fields: Mapping[str, Any] | None = None,
+        signature: ModelSignature | None = None,
         map_location: Any = None,
     ) -> None:
-        from t2d_monai.bundle.paths import checkpoint_filename
-        from t2d_monai.handlers.model_signature import ModelSignature
-
-        self.paths = {view: os.path.join(ckpt_dir, checkpoint_filename(view)) for view in networks}
+        unknown = [view for view in networks if view not in ckpt_files]
+        if unknown:
+            raise KeyError(f"ckpt_files has no checkpoint for the view(s) {unknown}; it has {sorted(ckpt_files)}.")
+        self.paths = {view: str(ckpt_files[view]) for view in networks}
         missing = [f"{view}: {path}" for view, path in self.paths.items() if not os.path.isfile(path)]
         if missing:
             raise FileNotFoundError(
@@ -197,10 +181,14 @@ class ViewCheckpointsLoader:
                 + "\nTrain each with: python -m monai.bundle run training --config_file <bundle>/configs/train.json "
                 "--dataset_dir DIR --view VIEW"
             )
+        fields = dict(signature.fields) if signature is not None else None
         self.loaders = [
             CheckpointLoader(
                 load_path=self.paths[view],
-                load_dict={"signature": ModelSignature(**dict(signature_fields or {}), view=view), "model": net},
+                load_dict={
+                    **({"signature": ModelSignature(**{**fields, "view": view})} if fields is not None else {}),
+                    "model": net,
+                },
                 map_location=map_location,
             )
             for view, net in networks.items()

@@ -10,8 +10,8 @@ import torch
 from monai.inferers import Inferer
 from monai.utils import look_up_option
 
-from t2d_monai.inferers.view_fusion import FUSION_METHODS, fuse_views
-from t2d_monai.transforms.view_permute import VIEW_AXES
+from t2d_monai.transforms.view_fusion import FUSION_METHODS, fuse_views
+from t2d_monai.transforms.view_permute import VIEW_AXES, VIEWS
 
 __all__ = ["MultiViewInferer", "view_to_view_order"]
 
@@ -34,7 +34,7 @@ class MultiViewInferer(Inferer):
     ``networks`` maps each view name to its model (an ``nn.ModuleDict``). For each view the volume is
     permuted so that view's slicing axis is last, ``inferer`` (usually a
     :class:`~t2d_monai.inferers.ThickSliceInferer`) returns ``(N, C, ...)`` probabilities, which are
-    permuted back; the views are then fused per case with :func:`~t2d_monai.inferers.fuse_views`
+    permuted back; the views are then fused per case with :func:`~t2d_monai.transforms.fuse_views`
     (``"vote"``: majority vote of the thresholded views, the paper's choice; ``"mean"``: mean probability).
 
     Args:
@@ -54,7 +54,7 @@ class MultiViewInferer(Inferer):
     def __init__(
         self,
         inferer: Inferer,
-        views: Sequence[str] = ("axial", "coronal", "sagittal"),
+        views: Sequence[str] = VIEWS,
         input_view: str = "axial",
         fusion: str = "vote",
         threshold: float = 0.5,
@@ -63,8 +63,8 @@ class MultiViewInferer(Inferer):
         if not views:
             raise ValueError("views must name at least one view.")
         self.inferer = inferer
-        self.views = [look_up_option(v, tuple(VIEW_AXES)) for v in views]
-        self.input_view = look_up_option(input_view, tuple(VIEW_AXES))
+        self.views = [look_up_option(v, VIEWS) for v in views]
+        self.input_view = look_up_option(input_view, VIEWS)
         self.fusion = look_up_option(fusion, FUSION_METHODS)
         self.threshold = float(threshold)
 

@@ -16,7 +16,7 @@ from monai.data import MetaTensor
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, ensure_tuple_rep, look_up_option
 
-from t2d_monai.transforms.thick_slice import SLICE_PAD_MODES, pad_slices, slice_padding
+from t2d_monai.transforms.slab import SLICE_PAD_MODES, pad_slices, slice_padding
 from t2d_monai.networks.protocols import GroupCacheNetwork, missing_members
 from t2d_monai.utils import unwrap_parallel, window_starts
 
@@ -35,7 +35,7 @@ class ThickSliceInferer(Inferer):
     - windows of ``num_slices`` slices start at ``0, stride, 2 * stride, ...`` plus one ending at
       the last slice when the stride does not reach it (:func:`window_starts`); a volume with
       ``D < num_slices`` is padded along the slices (``pad_mode``, as
-      :class:`~t2d_monai.transforms.ThickSliceGroup` does at training time) and cropped back;
+      :class:`~t2d_monai.transforms.ThickSlab` does at training time) and cropped back;
     - each window ``(B, num_slices, H, W)`` (``batch_size`` windows per forward) goes through the
       network, which returns ``(B, num_slices * out_channels, H, W)`` logits with channel
       ``s * out_channels + c`` = class ``c`` of slice ``s`` (any ``nn.Module`` with that mapping

@@ -13,10 +13,12 @@ from monai.metrics import CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction, ignore_background
 from monai.utils import MetricReduction, look_up_option
 
+from t2d_monai.transforms.view_permute import VIEW_AXES, VIEWS
+
 __all__ = ["SLICE_AXES", "InterSliceSimilarity", "compute_inter_slice_similarity", "neighbour_slice_dice"]
 
 #: axis names -> spatial axis of a RAS ``(B, C, X, Y, Z)`` tensor (the slicing axis of that view).
-SLICE_AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
+SLICE_AXES = {view: VIEW_AXES[view][-1] for view in VIEWS}
 
 
 def _spatial_axis(axis: int | str) -> int:

@@ -4,7 +4,7 @@ The thickened 2D networks of Yu et al., "Thickened 2D Networks for Efficient 3D 
 Segmentation" (https://arxiv.org/abs/1904.01150), see a CT volume as a stack of slices along one
 view and train one model per view. :class:`ViewPermute` turns a channel-first RAS volume
 ``(C, X, Y, Z)`` into ``(C, H, W, D)`` with the slices of the chosen view along the last axis,
-which is the layout that :class:`~t2d_monai.transforms.ThickSliceGroup` and
+which is the layout that :class:`~t2d_monai.transforms.ThickSlab` and
 :class:`~t2d_monai.inferers.ThickSliceInferer` expect.
 """
 
@@ -22,12 +22,14 @@ from monai.transforms import InvertibleTransform, MapTransform
 from monai.transforms.inverse import TraceableTransform
 from monai.utils import TraceKeys, TransformBackends, convert_to_tensor, look_up_option
 
-__all__ = ["VIEW_AXES", "ViewPermute", "ViewPermuted", "permute_spatial"]
+__all__ = ["VIEWS", "VIEW_AXES", "ViewPermute", "ViewPermuted", "permute_spatial"]
 
 #: view name -> order of the spatial axes (0 = X, 1 = Y, 2 = Z of a RAS volume) after the permutation.
 #: The slicing axis goes last; the two in-plane axes keep their RAS order, so a slice is indexed
 #: (X, Y) for axial, (X, Z) for coronal and (Y, Z) for sagittal. No axis is flipped.
 VIEW_AXES: dict[str, tuple[int, int, int]] = {"axial": (0, 1, 2), "coronal": (0, 2, 1), "sagittal": (1, 2, 0)}
+#: the three views, in the order used everywhere (configs, three-view fusion, checkpoints, figures).
+VIEWS: tuple[str, ...] = tuple(VIEW_AXES)
 
 
 def permute_spatial(img: torch.Tensor, order: Sequence[int], transform_info: dict | None = None) -> torch.Tensor:
@@ -99,7 +101,7 @@ class ViewPermute(InvertibleTransform):
     backend = [TransformBackends.TORCH]
 
     def __init__(self, view: str = "axial") -> None:
-        self.view: str = look_up_option(view, tuple(VIEW_AXES))
+        self.view: str = look_up_option(view, VIEWS)
         self.order: tuple[int, int, int] = VIEW_AXES[self.view]
 
     def __call__(self, img: Any) -> torch.Tensor:

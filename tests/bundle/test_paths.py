@@ -5,6 +5,7 @@ import os
 import pytest
 
 from t2d_monai.bundle import bundle_root_from_argv, checkpoint_filename
+from t2d_monai.bundle.paths import bundle_dir
 
 
 @pytest.mark.parametrize(
@@ -32,3 +33,9 @@ def test_checkpoint_filename(view, name):
 def test_ill_arg():
     with pytest.raises(ValueError, match="sagittal"):
         checkpoint_filename("sagital")
+
+
+def test_bundle_dir_errors_clearly(tmp_path):
+    assert (bundle_dir() / "configs" / "train.json").is_file()
+    with pytest.raises(FileNotFoundError, match="no configs/train.json"):
+        bundle_dir(path=str(tmp_path))

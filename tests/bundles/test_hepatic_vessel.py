@@ -19,7 +19,7 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
-from t2d_monai.handlers import CheckpointMismatchError, ModelSignature
+from t2d_monai.handlers import CheckpointMismatchError
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel"
 CONFIGS = BUNDLE / "configs"

@@ -26,15 +26,21 @@ from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
 from monai.transforms import MapTransform, Randomizable, Transform
 from monai.transforms.traits import MultiSampleTrait
-from monai.utils import TransformBackends, convert_to_tensor, look_up_option
+from monai.utils import TransformBackends, convert_to_tensor, deprecated, look_up_option
+
+from t2d_monai import __version__
 
 __all__ = [
     "SLICE_PAD_MODES",
+    "RandThickSlabd",
+    "ThickSlab",
+    "ThickSlabd",
+    "pad_slices",
+    "slice_padding",
+    # deprecated aliases (removed in 0.2.0)
     "RandThickSliceGroupd",
     "ThickSliceGroup",
     "ThickSliceGroupd",
-    "pad_slices",
-    "slice_padding",
 ]
 
 #: padding modes along the slicing axis: "edge" repeats the end slices, "constant" adds zero slices.
@@ -68,7 +74,7 @@ def pad_slices(img: torch.Tensor, before: int, after: int, mode: str = "edge") -
     return img.index_select(-1, index)
 
 
-class ThickSliceGroup(Transform):
+class ThickSlab(Transform):
     """The slab of slices ``start .. start + num_slices - 1`` of a ``(1, H, W, D)`` volume, as ``(num_slices, H, W)``.
 
     The slicing axis must be last (apply :class:`~t2d_monai.transforms.ViewPermute` first). A volume
@@ -88,7 +94,7 @@ class ThickSliceGroup(Transform):
 
     Example::
 
-        >>> ThickSliceGroup(num_slices=5, start=2)(torch.zeros(1, 32, 24, 10)).shape
+        >>> ThickSlab(num_slices=5, start=2)(torch.zeros(1, 32, 24, 10)).shape
         torch.Size([5, 32, 24])
     """
 
@@ -132,8 +138,8 @@ class ThickSliceGroup(Transform):
         return out
 
 
-class ThickSliceGroupd(MapTransform):
-    """Dictionary version of :class:`ThickSliceGroup`: the same slab of every item of ``keys``.
+class ThickSlabd(MapTransform):
+    """Dictionary version of :class:`ThickSlab`: the same slab of every item of ``keys``.
 
     Args:
         keys: keys of the ``(1, H, W, D)`` items (typically image and label).
@@ -143,7 +149,7 @@ class ThickSliceGroupd(MapTransform):
         allow_missing_keys: don't raise when a key is missing.
     """
 
-    backend = ThickSliceGroup.backend
+    backend = ThickSlab.backend
 
     def __init__(
         self,
@@ -154,16 +160,16 @@ class ThickSliceGroupd(MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.grouper = ThickSliceGroup(num_slices, start=start, pad_mode=pad_mode)
+        self.slab = ThickSlab(num_slices, start=start, pad_mode=pad_mode)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = self.grouper(d[key])
+            d[key] = self.slab(d[key])
         return d
 
 
-class RandThickSliceGroupd(Randomizable, MapTransform, MultiSampleTrait):
+class RandThickSlabd(Randomizable, MapTransform, MultiSampleTrait):
     """``num_samples`` random slabs of ``num_slices`` slices per volume, a share centred on foreground slices.
 
     The slab counterpart of ``monai.transforms.RandCropByPosNegLabeld``: each sample is centred
@@ -191,14 +197,14 @@ class RandThickSliceGroupd(Randomizable, MapTransform, MultiSampleTrait):
 
     Example::
 
-        >>> t = RandThickSliceGroupd(["image", "label"], "label", num_slices=3, num_samples=4)
+        >>> t = RandThickSlabd(["image", "label"], "label", num_slices=3, num_samples=4)
         >>> t.set_random_state(0)
         >>> out = t({"image": torch.rand(1, 8, 8, 20), "label": (torch.rand(1, 8, 8, 20) > 0.9).float()})
         >>> len(out), out[0]["image"].shape
         (4, torch.Size([3, 8, 8]))
     """
 
-    backend = ThickSliceGroup.backend
+    backend = ThickSlab.backend
 
     def __init__(
         self,
@@ -212,13 +218,13 @@ class RandThickSliceGroupd(Randomizable, MapTransform, MultiSampleTrait):
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.grouper = ThickSliceGroup(num_slices, pad_mode=pad_mode)
+        self.slab = ThickSlab(num_slices, pad_mode=pad_mode)
         if int(num_samples) != num_samples or num_samples < 1:
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}.")
         if pos < 0 or neg < 0 or pos + neg == 0:
             raise ValueError(f"pos and neg must be non-negative and not both zero, got pos={pos!r}, neg={neg!r}.")
         self.label_key = label_key
-        self.num_slices = self.grouper.num_slices
+        self.num_slices = self.slab.num_slices
         self.num_samples = int(num_samples)
         self.pos_ratio = float(pos) / float(pos + neg)
         self._starts: list[int] = []
@@ -254,5 +260,23 @@ class RandThickSliceGroupd(Randomizable, MapTransform, MultiSampleTrait):
                 ret[i][key] = deepcopy(d[key])
         for key in self.key_iterator(d):
             for i, start in enumerate(self._starts):
-                ret[i][key] = self.grouper(d[key], start=start)
+                ret[i][key] = self.slab(d[key], start=start)
         return ret
+
+
+_RENAMED = {"since": "0.1.0", "removed": "0.2.0", "version_val": __version__}
+
+
+@deprecated(**_RENAMED, msg_suffix="use ThickSlab (the transforms are named for the slabs they cut).")
+class ThickSliceGroup(ThickSlab):
+    """Deprecated name of :class:`ThickSlab`."""
+
+
+@deprecated(**_RENAMED, msg_suffix="use ThickSlabd.")
+class ThickSliceGroupd(ThickSlabd):
+    """Deprecated name of :class:`ThickSlabd`."""
+
+
+@deprecated(**_RENAMED, msg_suffix="use RandThickSlabd.")
+class RandThickSliceGroupd(RandThickSlabd):
+    """Deprecated name of :class:`RandThickSlabd`."""

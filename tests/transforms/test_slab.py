@@ -6,7 +6,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from t2d_monai.transforms import RandThickSliceGroupd, ThickSliceGroup, ThickSliceGroupd, pad_slices, slice_padding
+from t2d_monai.transforms import RandThickSlabd, ThickSlab, ThickSlabd, pad_slices, slice_padding
 
 
 def _volume(depth: int) -> torch.Tensor:
@@ -16,7 +16,7 @@ def _volume(depth: int) -> torch.Tensor:
 @pytest.mark.parametrize("num_slices,start,depth", [(1, 0, 5), (3, 2, 5), (5, 0, 5), (4, 6, 10)])
 def test_slab_values(num_slices, start, depth):
     img = _volume(depth)
-    slab = ThickSliceGroup(num_slices, start)(img)
+    slab = ThickSlab(num_slices, start)(img)
     assert slab.shape == (num_slices, 4, 3)
     for s in range(num_slices):
         assert torch.equal(slab[s], img[0, :, :, start + s])
@@ -26,7 +26,7 @@ def test_slab_values(num_slices, start, depth):
 def test_short_volume_padding(mode):
     img = _volume(2)  # 2 slices, slab of 5 -> 1 before, 2 after
     assert slice_padding(2, 5) == (1, 2)
-    slab = ThickSliceGroup(5, pad_mode=mode)(img)
+    slab = ThickSlab(5, pad_mode=mode)(img)
     first, last = img[0, ..., 0], img[0, ..., 1]
     fill = (first, last, last) if mode == "edge" else (torch.zeros_like(first),) * 3
     for got, want in zip(slab[[0, 3, 4]], fill):
@@ -42,16 +42,16 @@ def test_pad_slices_keeps_integer_labels():
 def test_metatensor_affine_moves_to_slab():
     affine = torch.diag(torch.tensor([1.0, 1.0, 2.5, 1.0], dtype=torch.float64))
     affine[2, 3] = 7.0
-    slab = ThickSliceGroup(3, start=4)(MetaTensor(_volume(10), affine=affine))
+    slab = ThickSlab(3, start=4)(MetaTensor(_volume(10), affine=affine))
     assert isinstance(slab, MetaTensor)
     assert slab.affine[2, 3] == pytest.approx(7.0 + 4 * 2.5)
-    short = ThickSliceGroup(4)(MetaTensor(_volume(2), affine=affine))  # 1 slice padded in front
+    short = ThickSlab(4)(MetaTensor(_volume(2), affine=affine))  # 1 slice padded in front
     assert short.affine[2, 3] == pytest.approx(7.0 - 2.5)
 
 
 def test_dictionary_version():
     img = _volume(8)
-    d = ThickSliceGroupd(["image", "label"], num_slices=3, start=5)({"image": img, "label": img > 20, "id": 1})
+    d = ThickSlabd(["image", "label"], num_slices=3, start=5)({"image": img, "label": img > 20, "id": 1})
     assert torch.equal(d["image"], img[0, ..., 5:8].permute(2, 0, 1))
     assert d["label"].dtype == torch.bool and d["label"].shape == (3, 4, 3) and d["id"] == 1
 
@@ -75,7 +75,7 @@ def _indexed(depth):
 @pytest.mark.parametrize("pos,neg,want_fg", [(1, 0, True), (0, 1, False)])
 def test_pos_neg_centres(pos, neg, want_fg):
     fg = [10, 11, 12]
-    t = RandThickSliceGroupd(["image", "label"], "label", num_slices=3, num_samples=20, pos=pos, neg=neg)
+    t = RandThickSlabd(["image", "label"], "label", num_slices=3, num_samples=20, pos=pos, neg=neg)
     t.set_random_state(1)
     samples = t({"image": _indexed(30), "label": _label(30, fg), "meta": {"a": [1]}})
     assert len(samples) == 20
@@ -86,7 +86,7 @@ def test_pos_neg_centres(pos, neg, want_fg):
 
 
 def test_ratio_and_reproducible():
-    t = RandThickSliceGroupd(["image", "label"], "label", num_slices=5, num_samples=400, pos=1, neg=3)
+    t = RandThickSlabd(["image", "label"], "label", num_slices=5, num_samples=400, pos=1, neg=3)
     data = {"image": _indexed(60), "label": _label(60, range(20, 30))}
     t.set_random_state(0)
     centres = _centres(t(data), 5)
@@ -97,14 +97,14 @@ def test_ratio_and_reproducible():
 
 
 def test_edge_centre_shifted_inwards():
-    t = RandThickSliceGroupd(["image", "label"], "label", num_slices=5, num_samples=5, pos=1, neg=0)
+    t = RandThickSlabd(["image", "label"], "label", num_slices=5, num_samples=5, pos=1, neg=0)
     t.set_random_state(0)
     for s in t({"image": _indexed(12), "label": _label(12, [0])}):
         assert s["image"][:, 0, 0].tolist() == [0, 1, 2, 3, 4]
 
 
 def test_empty_label_warns_and_samples_uniformly():
-    t = RandThickSliceGroupd(["image", "label"], "label", num_slices=3, num_samples=50)
+    t = RandThickSlabd(["image", "label"], "label", num_slices=3, num_samples=50)
     t.set_random_state(0)
     with pytest.warns(UserWarning, match="no foreground"):
         samples = t({"image": _indexed(20), "label": _label(20, [])})
@@ -112,7 +112,7 @@ def test_empty_label_warns_and_samples_uniformly():
 
 
 def test_short_volume_is_padded_not_rejected():
-    t = RandThickSliceGroupd(["image", "label"], "label", num_slices=7, num_samples=3)
+    t = RandThickSlabd(["image", "label"], "label", num_slices=7, num_samples=3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         samples = t({"image": _indexed(4), "label": _label(4, [])})
@@ -121,18 +121,18 @@ def test_short_volume_is_padded_not_rejected():
 
 def test_ill_arg():
     with pytest.raises(ValueError, match="num_slices"):
-        ThickSliceGroup(0)
+        ThickSlab(0)
     with pytest.raises(ValueError, match="start"):
-        ThickSliceGroup(3, start=-1)
+        ThickSlab(3, start=-1)
     with pytest.raises(ValueError):
-        ThickSliceGroup(3, pad_mode="wrap")
+        ThickSlab(3, pad_mode="wrap")
     with pytest.raises(ValueError, match="does not fit"):
-        ThickSliceGroup(3, start=3)(_volume(5))
+        ThickSlab(3, start=3)(_volume(5))
     with pytest.raises(ValueError, match=r"\(1, H, W, D\)"):
-        ThickSliceGroup(3)(torch.zeros(2, 4, 4, 5))
+        ThickSlab(3)(torch.zeros(2, 4, 4, 5))
     with pytest.raises(ValueError, match="num_samples"):
-        RandThickSliceGroupd("image", "label", 3, num_samples=0)
+        RandThickSlabd("image", "label", 3, num_samples=0)
     with pytest.raises(ValueError, match="pos"):
-        RandThickSliceGroupd("image", "label", 3, pos=0, neg=0)
+        RandThickSlabd("image", "label", 3, pos=0, neg=0)
     with pytest.raises(KeyError, match="label"):
-        RandThickSliceGroupd("image", "label", 3)({"image": _volume(5)})
+        RandThickSlabd("image", "label", 3)({"image": _volume(5)})

@@ -103,7 +103,7 @@ class ViewFusiond(MapTransform):
 
     Example (bundle config)::
 
-        {"_target_": "t2d_monai.inferers.ViewFusiond",
+        {"_target_": "t2d_monai.transforms.ViewFusiond",
          "keys": ["pred_axial", "pred_coronal", "pred_sagittal"], "output_key": "pred"}
     """
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from t2d_monai.data.threshold_baseline import continuity_filter, threshold_baseline, threshold_dice_curve
+from t2d_monai.benchmarks.threshold_baseline import continuity_filter, threshold_baseline, threshold_dice_curve
 
 
 def test_curve_matches_brute_force():

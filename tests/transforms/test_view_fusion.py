@@ -4,7 +4,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from t2d_monai.inferers import ViewFusion, ViewFusiond, fuse_views
+from t2d_monai.transforms import ViewFusion, ViewFusiond, fuse_views
 
 A = torch.tensor([[[[0.9, 0.2, 0.6, 0.5]]]])
 B = torch.tensor([[[[0.1, 0.7, 0.6, 0.4]]]])

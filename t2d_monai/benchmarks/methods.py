@@ -1,0 +1,112 @@
+"""The rows of the comparison (methods as stacks of bundle overlays) and its presets (budgets and sizes)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["METHODS", "PRESETS", "Method", "resolve_method"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row of the comparison: bundle overlays (file names under ``configs/baselines``) and overrides.
+
+    Args:
+        name: row name (also the folder under ``out_dir``).
+        label: what the row is, in words.
+        overlays: config files after ``train.json`` (and ``cpu_small.json``), relative to ``configs/``.
+        overrides: extra config values (e.g. ``{"num_slices": 9}`` for the slab-thickness ablation).
+        kind: ``"2d"`` (thick-slice inferer along one view) or ``"3d"`` (patches, sliding window).
+        three_views: train the axial, coronal and sagittal models and fuse them by majority vote
+            (``inference_three_views.json``).
+        reuse_from: the single-view row whose trained model this row reuses for that model's view (a
+            three-view row reuses its base row's model instead of training that view again), or None.
+    """
+
+    name: str
+    label: str
+    overlays: tuple[str, ...] = ()
+    overrides: dict[str, Any] = field(default_factory=dict)
+    kind: str = "2d"
+    three_views: bool = False
+    reuse_from: str | None = None
+
+
+_B = "baselines/"
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("deeplab_k1", "DeepLabV3+ on single slices (2D)", (_B + "deeplab_k1.json",)),
+        Method("deeplab_k3", "DeepLabV3+ on 3 slices (early fusion)", (_B + "deeplab_k3.json",)),
+        Method("deeplab_k12", "DeepLabV3+ on 12 slices (early fusion)", (_B + "deeplab_k12.json",)),
+        Method("esm", "T2DNet ESM, no attention", (_B + "esm.json",)),
+        Method("esm_concat", "T2DNet ESM + concat", (_B + "esm_concat.json",)),
+        Method("esm_dot", "T2DNet ESM + dot", (_B + "esm_dot.json",)),
+        Method("t2d", "T2DNet ESM + SSA (ours, single view)"),
+        Method("unet3d", "MONAI 3D UNet, patches + sliding window", (_B + "patch3d.json", _B + "unet3d.json"), kind="3d"),
+        Method("vnet", "MONAI VNet, patches + sliding window", (_B + "patch3d.json", _B + "vnet.json"), kind="3d"),
+        Method("ahnet", "MONAI AHNet, patches + sliding window", (_B + "patch3d.json", _B + "ahnet.json"), kind="3d"),
+    )
+}
+
+
+def resolve_method(name: str) -> Method:
+    """A :data:`METHODS` entry, ``t2d_k<K>`` (ESM + SSA on K-slice slabs, Table 4), or any 2D one + ``_3views``.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the valid ones), or ``_3views`` of a 3D method.
+    """
+    name = str(name).strip()
+    base, three = (name[: -len("_3views")], True) if name.endswith("_3views") else (name, False)
+    match = re.fullmatch(r"t2d_k(\d+)", base)
+    if match:
+        k = int(match.group(1))
+        if k < 1:
+            raise ValueError(f"method {name!r}: the slab thickness must be >= 1.")
+        method = Method(base, f"T2DNet ESM + SSA, k={k}", overrides={"num_slices": k})
+    elif base in METHODS:
+        method = METHODS[base]
+    else:
+        raise ValueError(
+            f"unknown method {name!r}; valid: {', '.join(METHODS)}, t2d_k<K> (slab thickness K), "
+            "and any 2D one with the suffix _3views (three-view fusion)."
+        )
+    if three:
+        if method.kind != "2d":
+            raise ValueError(f"method {name!r}: three-view fusion is for 2D methods only, {base!r} is 3D.")
+        method = Method(
+            name, method.label + ", three views (vote)", method.overlays, method.overrides, "2d", True, reuse_from=base
+        )
+    return method
+
+
+#: budgets and sizes. ``tiny`` is for tests, ``quick`` checks that everything works (~10 min on 2 cores),
+#: ``cpu`` is the full CPU comparison (about an hour on 2 cores), ``gpu`` the paper-scale settings.
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "methods": ["deeplab_k1", "t2d", "unet3d"],
+        "shape": [32, 32, 32], "num_cases": 4, "num_test": 1, "num_validation": 1,
+        "overrides": {"num_slices": 6, "num_iterations": 2, "iterations_per_epoch": 2, "val_interval": 1,
+                      "volumes_per_batch": 1, "slabs_per_volume": 1, "patch_size": [16, 16, 32]},
+    },
+    "quick": {
+        "methods": ["deeplab_k1", "t2d", "unet3d"],
+        "shape": [64, 64, 32], "num_cases": 6, "num_test": 2, "num_validation": 1,
+        "overrides": {"num_slices": 6, "num_iterations": 40, "iterations_per_epoch": 20, "val_interval": 2,
+                      "volumes_per_batch": 2, "slabs_per_volume": 2, "patch_size": [32, 32, 32]},
+    },
+    "cpu": {
+        "methods": ["deeplab_k1", "t2d", "unet3d", "deeplab_k12", "esm", "deeplab_k3", "t2d_3views"],
+        "shape": [96, 96, 48], "num_cases": 12, "num_test": 3, "num_validation": 1,
+        "overrides": {"num_slices": 15, "num_iterations": 200, "iterations_per_epoch": 100, "val_interval": 1,
+                      "volumes_per_batch": 1, "slabs_per_volume": 2, "patch_size": [32, 32, 32]},
+    },
+    "gpu": {
+        "methods": ["deeplab_k1", "deeplab_k3", "deeplab_k12", "esm", "esm_concat", "esm_dot", "t2d", "t2d_3views",
+                    "unet3d", "vnet", "ahnet"],
+        "shape": [256, 256, 96], "num_cases": 40, "num_test": 10, "num_validation": 3,
+        "overrides": {},
+    },
+}

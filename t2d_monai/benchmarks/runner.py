@@ -1,0 +1,219 @@
+"""Training and evaluating one comparison row through the bundle (:class:`monai.bundle.ConfigWorkflow`).
+
+Every row is a stack of bundle configs (``train.json``, ``cpu_small.json`` on CPU, then the row's overlays) with
+the benchmark's budget overrides; training resumes from the bundle's own ``models/checkpoint.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from t2d_monai.benchmarks.methods import Method
+from t2d_monai.bundle.paths import DEFAULT_VIEW, checkpoint_filename
+from t2d_monai.transforms.view_permute import VIEWS
+from t2d_monai.utils.files import write_atomic
+
+__all__ = ["MethodRun", "evaluate", "log", "load_average", "prepare_data", "train", "write_json"]
+
+
+def log(msg: str) -> None:
+    print(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (empty where the OS has none)."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(str(path), json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+class MethodRun:
+    """Config stacks of one method (training per view, evaluation) under the benchmark's overrides."""
+
+    def __init__(self, method: Method, root: Path, dataset_dir: str, overrides: dict, device: str, bundle_dir: Path):
+        self.method, self.root, self.dataset_dir, self.device = method, root, dataset_dir, device
+        self.configs = bundle_dir / "configs"
+        base = ["train.json"] + (["cpu_small.json"] if device == "cpu" else [])
+        self.train_files = [str(self.configs / f) for f in base + list(method.overlays)]
+        # what the method's own (last) overlay sets defines it (deeplab_k1 is k=1): the budget does not override
+        # it; shared recipes before it (patch3d.json's paper patch size) are scaled by the budget as usual
+        defined = set(json.loads((self.configs / method.overlays[-1]).read_text())) if method.overlays else set()
+        self.overrides = {
+            **{k: v for k, v in overrides.items() if k not in defined},
+            **method.overrides,
+            "bundle_root": str(root),
+            "dataset_dir": dataset_dir,
+            "device": f"$torch.device({device!r})",
+            "amp": device.startswith("cuda"),
+        }
+        if method.kind == "3d":
+            self.overrides.pop("num_slices", None)
+        self.views: tuple[str | None, ...] = VIEWS if method.three_views else (None,)
+
+    def workflow(self, workflow_type: str, files: list[str], **extra):
+        from monai.bundle import ConfigWorkflow
+
+        return ConfigWorkflow(
+            config_file=files,
+            meta_file=str(self.configs / "metadata.json"),
+            logging_file=str(self.configs / "logging.conf"),
+            workflow_type=workflow_type,
+            **{**self.overrides, **extra},
+        )
+
+    def parser(self, files: list[str], **extra):
+        from monai.bundle import ConfigParser
+
+        parser = ConfigParser()
+        parser.read_config(files)
+        parser.update({**self.overrides, **extra})
+        return parser
+
+
+def _train_views(run: MethodRun) -> dict:
+    """Train every view of a method (resuming an interrupted one); returns the training record."""
+    from ignite.engine import Events
+
+    total, iterations, views = 0.0, 0, []
+    for view in run.views:
+        extra = {} if view is None else {"view": view}
+        paths = run.parser(run.train_files, **extra)
+        resumed = Path(paths.get_parsed_content("resume_file")).is_file()
+        ckpt_path = Path(paths.get_parsed_content("ckpt_file"))
+        # an interrupted run continues from its last checkpoint instead of starting again
+        wf = run.workflow("train", run.train_files, resume=resumed, **extra)
+        wf.initialize()
+        trainer = wf.parser.get_parsed_content("train#trainer")
+        n_iter = wf.parser.get_parsed_content("num_iterations")
+        trainer.add_event_handler(
+            Events.EPOCH_COMPLETED,
+            lambda e, v=view: log(f"  {run.method.name}{'' if v is None else ' ' + v}: iteration "
+                                   f"{e.state.iteration}/{n_iter}, loss {float(e.state.output[0]['loss']):.4f}"),
+        )
+        start = time.perf_counter()
+        wf.run()
+        wf.finalize()
+        total += time.perf_counter() - start
+        iterations = trainer.state.iteration
+        if not ckpt_path.is_file():
+            raise RuntimeError(f"training {run.method.name} wrote no best-validation checkpoint {ckpt_path}.")
+        views.append({"view": view, "resumed": resumed, "iterations": iterations})
+    return {"train_time_s": round(total, 2), "iterations": iterations, "views": views, "load_after": load_average()}
+
+
+def _load_checkpoint(path: str, signature, network: torch.nn.Module, device: str) -> None:
+    state = torch.load(path, map_location=device, weights_only=True)
+    signature.load_state_dict(state["signature"])
+    network.load_state_dict(state["model"])
+
+
+def evaluate(run: MethodRun, cases: list[dict], warmup: bool = True, ceiling: bool = True) -> dict:
+    """
+    Segment ``cases`` with the trained method; Dice, InterSliceSimilarity, latency per case, and (with
+    ``ceiling``) for a single-view 2D method the Dice a perfect stride-4 prediction would reach in its view
+    (:func:`~t2d_monai.benchmarks.resolution.stride_ceiling_dice`, on the label's stored axes).
+    """
+    from monai.data import DataLoader, Dataset, decollate_batch
+    from monai.metrics import compute_dice
+
+    from t2d_monai.benchmarks.resolution import stride_ceiling_dice
+    from t2d_monai.metrics.inter_slice_similarity import compute_inter_slice_similarity
+
+    if run.method.three_views:
+        parser = run.parser(run.train_files, view="axial")  # RAS order in: the layout MultiViewInferer expects
+        inf = run.parser(
+            [str(run.configs / "inference.json")]
+            + [f for f in run.train_files[1:] if f.endswith("cpu_small.json")]
+            + [str(run.configs / f) for f in run.method.overlays]
+            + [str(run.configs / "inference_three_views.json")]
+        )
+        network, inferer = inf.get_parsed_content("network"), inf.get_parsed_content("inferer")
+        for view in VIEWS:
+            sig = run.parser(run.train_files, view=view).get_parsed_content("signature")
+            _load_checkpoint(str(run.root / "models" / checkpoint_filename(view)), sig, network[view], run.device)
+    else:
+        parser = run.parser(run.train_files)
+        network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("validate#inferer")
+        _load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, run.device)
+    single_view_2d = run.method.kind == "2d" and not run.method.three_views
+    view = parser.get_parsed_content("view") if ceiling and single_view_2d else None
+    preprocessing = parser.get_parsed_content("validate#preprocessing")
+    postprocessing = parser.get_parsed_content("validate#postprocessing")
+    network.eval()
+    rows = []
+    loader = DataLoader(Dataset(cases, transform=preprocessing), batch_size=1, num_workers=0)
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            image = batch["image"].to(run.device)
+            if i == 0 and warmup:
+                inferer(image, network)  # untimed: the first call of a shape pays one-off kernel set-up
+            load = load_average()
+            start = time.perf_counter()
+            batch["pred"] = inferer(image, network)
+            item = postprocessing(decollate_batch(batch)[0])
+            latency = time.perf_counter() - start
+            pred, label = item["pred"][None].float().cpu(), item["label"][None].float().cpu()
+            if pred.shape != label.shape:
+                raise RuntimeError(f"{run.method.name}: prediction {tuple(pred.shape)} vs label {tuple(label.shape)}.")
+            rows.append({
+                "case": os.path.basename(str(item["label"].meta.get("filename_or_obj", ""))) or f"case{len(rows)}",
+                "dice": float(compute_dice(pred, label, include_background=True).nanmean()),
+                "inter_slice_similarity": float(compute_inter_slice_similarity(pred, label).mean()),
+                "latency_s": round(latency, 3),
+                "pred_foreground": round(float(pred.mean()), 5),
+                "label_foreground": round(float(label.mean()), 5),
+                "stride4_ceiling": round(stride_ceiling_dice(label[0], view), 4) if view else float("nan"),
+                "load_1min": load[0] if load else float("nan"),
+            })
+            log(f"  {run.method.name}: {rows[-1]['case']} dice {rows[-1]['dice']:.3f} latency {latency:.2f} s")
+    params = sum(p.numel() for p in network.parameters())
+    return {"cases": rows, "params": params}
+
+
+def prepare_data(out: Path, dataset_dir: str | None, preset: dict, seed: int) -> str:
+    if dataset_dir is not None:
+        if not os.path.isdir(str(dataset_dir)):
+            raise FileNotFoundError(f"dataset_dir={dataset_dir!r} does not exist; give an MSD-layout folder or omit it.")
+        return os.path.abspath(str(dataset_dir))
+    data = out / "data"
+    if not (data / "dataset.json").is_file():
+        from t2d_monai.data.synthetic import write_dataset
+
+        log(f"synthesising {preset['num_cases']} cases of {preset['shape']} into {data}")
+        write_dataset(str(data), num_cases=preset["num_cases"], num_test=0, seed=seed, shape=preset["shape"])
+    return str(data)
+
+
+def train(run: MethodRun, out: Path) -> dict:
+    """Train every view of ``run``'s method; a row with ``reuse_from`` copies that row's trained model for the
+    model's view (when it is trained already) and trains only the other views. Returns the training record."""
+    base = run.method.reuse_from
+    record = out / base / "train_result.json" if base else None
+    if record is None or not record.is_file():
+        return _train_views(run)
+    reused = json.loads(record.read_text())
+    view = str(reused.get("overrides", {}).get("view", DEFAULT_VIEW))
+    source, target = out / base / "models" / checkpoint_filename(view), run.root / "models" / checkpoint_filename(view)
+    if not source.is_file() or view not in run.views:
+        return _train_views(run)
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    views = run.views
+    run.views = tuple(v for v in views if v != view)
+    try:
+        result = _train_views(run)
+    finally:
+        run.views = views
+    result["train_time_s"] = round(result["train_time_s"] + reused["train_time_s"], 2)
+    result["views"].append({"view": view, "reused_from": base, "iterations": reused["iterations"]})
+    return result

@@ -1,0 +1,220 @@
+"""Package a bundle the way the MONAI model zoo (and MONAI Label) expect it.
+
+Tools read some configs alone: MONAI Label reads only ``configs/inference.json`` and ``configs/train.json``,
+and the zoo CI only ``configs/inference.json``. A model trained with an overlay (``cpu_small.json``, or other
+``--num_slices``) therefore needs those values written into these configs: :func:`package_bundle` does that
+(``overlays``/``overrides``), checks that the checkpoint's signature matches the result, and makes the metadata's
+channel counts agree with ``num_slices``. :func:`~t2d_monai.bundle.zoo_check.zoo_check` then checks the result
+as the zoo's CI does.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from t2d_monai.bundle.layout import LARGE_FILES, MODEL_FILE, load_json, parse_configs, write_json
+
+__all__ = ["BASE_CONFIGS", "bake_config", "package_bundle"]
+
+#: configs that tools read on their own (MONAI Label: both; zoo CI: inference.json): overlays are baked into them
+BASE_CONFIGS = ("inference.json", "train.json")
+#: what a packaged bundle never contains: resumable training state, run outputs, caches, MONAI Label's scratch config
+_EXCLUDED = ("checkpoint*.pt", "eval", "__pycache__", "*.pyc", "monailabel_train.json", ".*")
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def bake_config(config: Mapping[str, Any], values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Write ``values`` (config ids, ``#`` for nesting, as in ``monai.bundle``) into a copy of ``config``.
+
+    Only ids that ``config`` already defines are written, so one overlay can serve ``inference.json`` and
+    ``train.json`` alike (``spatial_size`` lands in ``train.json`` only). Ids are resolved by MONAI's
+    :class:`~monai.bundle.ConfigParser` (``#`` or ``::`` separators, list indices as digits).
+
+    Args:
+        config: a bundle config as loaded from JSON.
+        values: id -> value, e.g. ``{"backbone": "resnet18", "train#dataloader#num_workers": 0}``.
+
+    Returns:
+        the new config and the ids that were written.
+    """
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser(copy.deepcopy(dict(config)))
+    written = []
+    for key, value in values.items():
+        if str(key) in parser:
+            parser[str(key)] = copy.deepcopy(value)
+            written.append(str(key))
+    return parser.get(), written
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_checkpoint(checkpoint: Path, inference_config: Path, bundle_root: Path) -> None:
+    """Refuse a checkpoint whose signature or weights do not fit the (packaged) inference config."""
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    parser = parse_configs([inference_config], bundle_root)
+    if "signature" in state and "signature" in parser:
+        parser.get_parsed_content("signature").load_state_dict(state["signature"])
+    weights = state.get("model", state)
+    try:
+        parser.get_parsed_content("network_def").load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        raise ValueError(
+            f"the weights in {str(checkpoint)!r} do not fit network_def of {str(inference_config)!r}: {e}\n"
+            "Package with the overlays/overrides the model was trained with (e.g. --overlays cpu_small.json)."
+        ) from e
+
+
+def _sync_metadata_channels(metadata: dict[str, Any], num_slices: Any) -> None:
+    """The network maps a slab of ``num_slices`` slices to ``num_slices`` logits: keep the metadata in step."""
+    if not isinstance(num_slices, int):
+        return
+    fmt = metadata.get("network_data_format", {})
+    for section, name in (("inputs", "image"), ("outputs", "pred")):
+        entry = fmt.get(section, {}).get(name)
+        if isinstance(entry, dict) and "num_channels" in entry:
+            entry["num_channels"] = num_slices
+
+
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    import fnmatch
+
+    return {n for n in names if any(fnmatch.fnmatch(n, pattern) for pattern in _EXCLUDED)}
+
+
+def package_bundle(
+    bundle: str,
+    out: str,
+    model: str | None = None,
+    overlays: str | Sequence[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    weights_url: str | None = None,
+    force: bool = False,
+) -> str:
+    """Copy a bundle into the layout of the model zoo: ``configs/``, ``docs/``, ``LICENSE``, ``models/`` or
+    ``large_files.yml``; as a folder, or as a zip archive when ``out`` ends with ``.zip``.
+
+    The packaged ``configs/inference.json`` and ``configs/train.json`` hold the values of ``overlays`` and
+    ``overrides`` (only ids they define), because MONAI Label and the zoo's CI read these files alone. The
+    checkpoint must match them: its signature (view, num_slices, backbone, ...) is checked and its weights are
+    loaded strictly into ``network_def`` before anything is written. The metadata's channel counts follow
+    ``num_slices``. Training state (``models/checkpoint*.pt``) and outputs (``eval/``) are left out.
+
+    Args:
+        bundle: the bundle folder (with ``configs/``), e.g. ``bundles/hepatic_vessel``.
+        out: the folder to create, or ``<name>.zip`` for an archive whose top folder is ``<name>``.
+        model: checkpoint to ship as ``models/model.pt``; default: the bundle's own ``models/model.pt`` if any.
+            Without one, the package has no weights (MONAI Label will then only offer training).
+        overlays: config files to bake in, in order: names in the bundle's ``configs/`` or paths; a list or a
+            comma-separated string, e.g. ``cpu_small.json`` for the model that the CPU demo trains.
+        overrides: id -> value baked in after the overlays, e.g. ``{"num_slices": 6}``.
+        weights_url: where the weights are hosted. Then ``models/model.pt`` is not copied; ``large_files.yml``
+            lists the URL with the md5 of ``model`` (required then), as model-zoo bundles do.
+        force: replace ``out`` if it exists.
+
+    Returns:
+        the path of the packaged folder or zip file.
+
+    Raises:
+        FileNotFoundError: a required bundle file, an overlay or the checkpoint is missing.
+        FileExistsError: ``out`` exists and ``force`` is False.
+        ValueError: an overlay/override id that no base config defines; a checkpoint that does not fit.
+
+    Example::
+
+        python -m t2d_monai package_bundle bundles/hepatic_vessel /tmp/hepatic_vessel \\
+            --model demo/models/model.pt --overlays cpu_small.json
+    """
+    src = Path(bundle)
+    for name in ("configs/metadata.json", "configs/inference.json", "LICENSE"):
+        if not (src / name).is_file():
+            raise FileNotFoundError(f"bundle {str(src)!r} has no {name}; is it a bundle folder (with configs/)?")
+    as_zip = str(out).endswith(".zip")
+    dest = Path(out)
+    if dest.exists() and not force:
+        raise FileExistsError(f"out {str(dest)!r} exists; pass --force to replace it, or choose another path.")
+    checkpoint = Path(model) if model else (src / MODEL_FILE if (src / MODEL_FILE).is_file() else None)
+    if checkpoint is not None and not checkpoint.is_file():
+        raise FileNotFoundError(f"model {str(checkpoint)!r} does not exist; give the path of a trained model.pt.")
+    if weights_url and checkpoint is None:
+        raise ValueError("weights_url needs the checkpoint (model=...) to record its md5 in large_files.yml.")
+
+    values: dict[str, Any] = {}
+    for overlay in _as_list(overlays):
+        path = Path(overlay) if os.path.isfile(overlay) else src / "configs" / overlay
+        if not path.is_file():
+            raise FileNotFoundError(f"overlay {overlay!r} is neither a file nor in {str(src / 'configs')!r}.")
+        values.update(load_json(path))
+    values.update(dict(overrides or {}))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        name = dest.name[: -len(".zip")] if as_zip else dest.name
+        stage = Path(tmp) / name
+        stage.mkdir()
+        for item in ("configs", "docs", "LICENSE", LARGE_FILES):
+            if (src / item).is_dir():
+                shutil.copytree(src / item, stage / item, ignore=_ignore)
+            elif (src / item).is_file():
+                shutil.copy2(src / item, stage / item)
+        used: set[str] = set()
+        for config_name in BASE_CONFIGS:
+            path = stage / "configs" / config_name
+            if path.is_file():
+                baked, written = bake_config(load_json(path), values)
+                write_json(path, baked)
+                used.update(written)
+        unused = sorted(set(map(str, values)) - used)
+        if unused:
+            raise ValueError(
+                f"overlay/override ids {unused} are defined in none of {list(BASE_CONFIGS)}; check their spelling."
+            )
+        metadata = load_json(stage / "configs" / "metadata.json")
+        _sync_metadata_channels(metadata, load_json(stage / "configs" / "inference.json").get("num_slices"))
+        write_json(stage / "configs" / "metadata.json", metadata)
+        if checkpoint is not None:
+            _check_checkpoint(checkpoint, stage / "configs" / "inference.json", stage)
+            if weights_url:
+                (stage / LARGE_FILES).write_text(
+                    "large_files:\n"
+                    f'  - path: "{MODEL_FILE}"\n'
+                    f'    url: "{weights_url}"\n'
+                    f'    hash_val: "{_md5(checkpoint)}"\n'
+                    '    hash_type: "md5"\n'
+                )
+            else:
+                (stage / "models").mkdir()
+                shutil.copy2(checkpoint, stage / MODEL_FILE)
+        if dest.exists():
+            shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if as_zip:
+            with zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(stage.rglob("*")):
+                    archive.write(path, path.relative_to(stage.parent).as_posix())
+        else:
+            shutil.copytree(stage, dest)
+    return str(dest)

@@ -1,0 +1,187 @@
+"""Check a bundle offline as the MONAI model zoo's CI does.
+
+The zoo's CI (``Project-MONAI/model-zoo``, ``ci/verify_bundle.py``) checks, for each bundle: that
+``configs/metadata.json`` exists (after downloading the files that ``large_files.yml`` lists), that ``version``
+is a key of ``changelog``, that the metadata validates against the metadata schema, ``verify_net_in_out`` on
+``network_def`` of ``configs/inference.json``, and a TorchScript export (``ckpt_export``) of ``models/model.pt``.
+:func:`zoo_check` runs the same steps without a network connection (the schema is a local file), plus the
+files a zoo bundle needs (``LICENSE``, ``docs/README.md``) and an ONNX export; the TorchScript and ONNX
+models are compared with the eager network on a random slab.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from t2d_monai.bundle.layout import LARGE_FILES, MODEL_FILE, load_json, parse_configs
+
+__all__ = ["REQUIRED_FILES", "ZooCheckError", "zoo_check"]
+
+#: files that a model-zoo bundle must have (the zoo CI also requires ``configs/metadata.json``)
+REQUIRED_FILES = ("LICENSE", "configs/metadata.json", "configs/inference.json", "docs/README.md")
+
+
+class ZooCheckError(ValueError):
+    """One or more of the model zoo's checks failed; the message lists each failed check and why."""
+
+
+def _schema_default() -> Path:
+    return Path(__file__).resolve().parent / "meta_schema_20240725.json"
+
+
+def _fake_input(metadata: Mapping[str, Any], n: int = 4, seed: int = 0):
+    import torch
+    from monai.bundle.scripts import _get_fake_spatial_shape
+
+    image = next(iter(metadata["network_data_format"]["inputs"].values()))
+    shape = (1, int(image["num_channels"]), *_get_fake_spatial_shape(image["spatial_shape"], n=n))
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _compare(name: str, got, want, atol: float, rtol: float) -> str:
+    import torch
+
+    got = torch.as_tensor(got)
+    if tuple(got.shape) != tuple(want.shape):
+        raise AssertionError(f"{name} output shape {tuple(got.shape)} != eager {tuple(want.shape)}")
+    diff = float((got - want).abs().max())
+    if not torch.allclose(got, want, atol=atol, rtol=rtol):
+        raise AssertionError(f"{name} differs from eager by up to {diff:.3g} (atol={atol}, rtol={rtol})")
+    return f"equal to eager within atol={atol}, rtol={rtol} (max abs diff {diff:.2e})"
+
+
+def zoo_check(
+    bundle: str,
+    schema: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    onnx: bool = True,
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
+) -> dict[str, str]:
+    """Run, offline, what the model zoo's CI checks on a bundle, and report each step.
+
+    Steps: required files (``LICENSE``, ``configs/metadata.json``, ``configs/inference.json``,
+    ``docs/README.md``; weights in ``models/model.pt`` or listed in ``large_files.yml``); ``version`` is a key
+    of ``changelog``; ``verify_metadata`` against the local schema; ``verify_net_in_out`` of ``network_def`` in
+    ``configs/inference.json``; ``ckpt_export`` (TorchScript) of ``models/model.pt`` compared with the eager
+    network; with ``onnx``, ``onnx_export`` run with onnxruntime and compared likewise. Without local weights
+    (hosted via ``large_files.yml``), the exports use random weights: they still prove the network exports.
+
+    Args:
+        bundle: the bundle folder (a packaged one, or ``bundles/hepatic_vessel``).
+        schema: metadata schema file; default: the copy of ``meta_schema_20240725.json`` shipped with t2d_monai.
+        overrides: config ids for the network checks, e.g. ``{"backbone": "resnet18"}`` for a quick run.
+        onnx: also export ONNX and compare it (needs ``onnx``, ``onnxscript``, ``onnxruntime``: extra ``onnx``).
+        atol: absolute tolerance of the export comparisons.
+        rtol: relative tolerance of the export comparisons.
+
+    Returns:
+        step -> ``"ok: ..."``, when every step passed.
+
+    Raises:
+        ZooCheckError: listing every failed step with its reason (the other steps still run).
+    """
+    import torch
+    from monai.bundle import ckpt_export, onnx_export, verify_metadata, verify_net_in_out
+
+    root = Path(bundle)
+    configs = root / "configs"
+    meta_file, infer_file = configs / "metadata.json", configs / "inference.json"
+    schema_path = Path(schema) if schema else _schema_default()
+    overrides = dict(overrides or {})
+    report: dict[str, str] = {}
+    failed: list[str] = []
+
+    def step(name: str, fn) -> None:
+        try:
+            report[name] = "ok: " + (fn() or "")
+        except Exception as e:  # a failed step is reported, the others still run
+            report[name] = f"FAILED: {type(e).__name__}: {e}"
+            failed.append(name)
+
+    def required_files() -> str:
+        missing = [f for f in REQUIRED_FILES if not (root / f).is_file()]
+        if not (root / MODEL_FILE).is_file() and not (root / LARGE_FILES).is_file():
+            missing.append(f"{MODEL_FILE} (or {LARGE_FILES} with its url)")
+        if missing:
+            raise FileNotFoundError(f"missing in {str(root)!r}: {', '.join(missing)}")
+        return "weights in " + (MODEL_FILE if (root / MODEL_FILE).is_file() else LARGE_FILES)
+
+    def version_in_changelog() -> str:
+        metadata = load_json(meta_file)
+        version = metadata.get("version")
+        if version is None or version not in metadata.get("changelog", {}):
+            raise ValueError(f"version {version!r} is not a key of changelog in configs/metadata.json")
+        return f"version {version}"
+
+    def metadata_schema() -> str:
+        if not schema_path.is_file():  # verify_metadata would try to download to this path
+            raise FileNotFoundError(f"schema {str(schema_path)!r} does not exist (this check runs offline)")
+        verify_metadata(meta_file=str(meta_file), filepath=str(schema_path))
+        return schema_path.name
+
+    def net_in_out() -> str:
+        verify_net_in_out(
+            net_id="network_def", meta_file=str(meta_file), config_file=str(infer_file), bundle_root=str(root),
+            **overrides,
+        )
+        return "network_def of configs/inference.json"
+
+    def eager_and_checkpoint(tmp: Path):
+        parser = parse_configs([infer_file], root, overrides)
+        net = parser.get_parsed_content("network_def")
+        if (root / MODEL_FILE).is_file():
+            ckpt, source = root / MODEL_FILE, MODEL_FILE
+            state = torch.load(ckpt, map_location="cpu", weights_only=True)
+            net.load_state_dict(state.get("model", state))
+        else:
+            ckpt, source = tmp / "random.pt", "random weights (no local models/model.pt)"
+            torch.save({"model": net.state_dict()}, ckpt)
+        return net.eval(), ckpt, source
+
+    def torchscript(tmp: Path) -> str:
+        net, ckpt, source = eager_and_checkpoint(tmp)
+        ts = tmp / "model.ts"
+        ckpt_export(
+            net_id="network_def", filepath=str(ts), ckpt_file=str(ckpt), meta_file=str(meta_file),
+            config_file=str(infer_file), key_in_ckpt="model", bundle_root=str(root), **overrides,
+        )
+        x = _fake_input(load_json(meta_file))
+        with torch.no_grad():
+            result = _compare("TorchScript", torch.jit.load(str(ts))(x), net(x), atol, rtol)
+        return f"{source}: {result}"
+
+    def onnx_runtime(tmp: Path) -> str:
+        import onnxruntime
+
+        net, ckpt, source = eager_and_checkpoint(tmp)
+        x = _fake_input(load_json(meta_file))
+        path = tmp / "model.onnx"
+        onnx_export(
+            net_id="network_def", filepath=str(path), ckpt_file=str(ckpt), meta_file=str(meta_file),
+            config_file=str(infer_file), key_in_ckpt="model", input_shape=list(x.shape), bundle_root=str(root),
+            **overrides,
+        )
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+        with torch.no_grad():
+            result = _compare("ONNX", got, net(x), atol, rtol)
+        return f"{source}: {result}"
+
+    step("required_files", required_files)
+    step("version_in_changelog", version_in_changelog)
+    step("metadata_schema", metadata_schema)
+    step("verify_net_in_out", net_in_out)
+    with tempfile.TemporaryDirectory() as tmp:
+        step("torchscript_export", lambda: torchscript(Path(tmp)))
+        if onnx:
+            step("onnx_export", lambda: onnx_runtime(Path(tmp)))
+    if failed:
+        raise ZooCheckError(
+            f"model-zoo checks failed for {str(root)!r}:\n"
+            + "\n".join(f"  {name}: {report[name]}" for name in report)
+        )
+    return report

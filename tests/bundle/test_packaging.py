@@ -1,0 +1,105 @@
+"""package_bundle (and its command line) on the hepatic_vessel bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from t2d_monai.bundle import package_bundle
+from t2d_monai.bundle.packaging import bake_config
+from t2d_monai.handlers import CheckpointMismatchError
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "values, expected, written",
+    [
+        ({"a": 2}, {"a": 2, "b": {"c": [1, {"d": 0}]}}, ["a"]),
+        ({"b#c#1#d": 5}, {"a": 1, "b": {"c": [1, {"d": 5}]}}, ["b#c#1#d"]),
+        ({"z": 1, "b#x": 2, "b#c#7": 3}, {"a": 1, "b": {"c": [1, {"d": 0}]}}, []),
+    ],
+)
+def test_bake_config(values, expected, written):
+    config = {"a": 1, "b": {"c": [1, {"d": 0}]}}
+    baked, ids = bake_config(config, values)
+    assert baked == expected and ids == written
+    assert config == {"a": 1, "b": {"c": [1, {"d": 0}]}}, "the input config must not change"
+
+
+def test_package_bundle_folder(packaged, checkpoint):
+    files = {p.relative_to(packaged).as_posix() for p in packaged.rglob("*") if p.is_file()}
+    assert {"LICENSE", "docs/README.md", "configs/metadata.json", "configs/inference.json", "configs/train.json",
+            "models/model.pt"} <= files
+    assert not any("checkpoint" in f or f.startswith("eval") for f in files)
+    inference = json.loads((packaged / "configs" / "inference.json").read_text())
+    train = json.loads((packaged / "configs" / "train.json").read_text())
+    assert inference["num_slices"] == train["num_slices"] == 6 and inference["backbone"] == "resnet18"
+    assert inference["device"] == "$torch.device('cpu')"  # from cpu_small.json
+    assert "spatial_size" not in inference and train["spatial_size"] == [48, 48]
+    assert inference["network_def"]["num_slices"] == "@num_slices", "expressions stay expressions"
+    meta = json.loads((packaged / "configs" / "metadata.json").read_text())["network_data_format"]
+    assert meta["inputs"]["image"]["num_channels"] == meta["outputs"]["pred"]["num_channels"] == 6
+    assert (packaged / "models" / "model.pt").read_bytes() == checkpoint.read_bytes()
+
+
+def test_package_bundle_zip_and_hosted_weights(bundle, checkpoint, small, tmp_path):
+    archive = package_bundle(str(bundle), str(tmp_path / "hv.zip"), model=str(checkpoint), overrides=small,
+                             weights_url="https://example.org/model.pt")
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        large = z.read("hv/large_files.yml").decode()
+    assert {"hv/LICENSE", "hv/configs/inference.json", "hv/docs/README.md", "hv/large_files.yml"} <= names
+    assert "hv/models/model.pt" not in names, "hosted weights are not packaged"
+    assert 'url: "https://example.org/model.pt"' in large
+    assert hashlib.md5(checkpoint.read_bytes()).hexdigest() in large and 'path: "models/model.pt"' in large
+
+
+def test_package_bundle_refuses_checkpoint_of_other_settings(bundle, checkpoint, tmp_path):
+    match = "num_slices: the checkpoint was trained with 6, the config asks for 15"
+    with pytest.raises(CheckpointMismatchError, match=match):
+        package_bundle(str(bundle), str(tmp_path / "a"), model=str(checkpoint))
+    unsigned = tmp_path / "unsigned.pt"  # weights only, as other tools save them: the weights themselves must fit
+    torch.save({"model": torch.load(checkpoint, weights_only=True)["model"]}, unsigned)
+    with pytest.raises(ValueError, match="do not fit network_def"):
+        package_bundle(str(bundle), str(tmp_path / "b"), model=str(unsigned))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists(), "nothing is written on failure"
+
+
+def test_ill_arg(bundle, checkpoint, packaged, small, tmp_path):
+    with pytest.raises(FileExistsError, match="--force"):
+        package_bundle(str(bundle), str(packaged), model=str(checkpoint), overrides=small)
+    with pytest.raises(ValueError, match=r"\['num_slice'\] are defined in none"):
+        package_bundle(str(bundle), str(tmp_path / "x"), overrides={"num_slice": 6})
+    with pytest.raises(FileNotFoundError, match="overlay 'nope.json'"):
+        package_bundle(str(bundle), str(tmp_path / "x"), overlays="nope.json")
+    with pytest.raises(ValueError, match="weights_url needs the checkpoint"):
+        package_bundle(str(bundle), str(tmp_path / "x"), weights_url="https://example.org/m.pt")
+    with pytest.raises(FileNotFoundError, match="has no configs/metadata.json"):
+        package_bundle(str(tmp_path), str(tmp_path / "x"))
+
+
+
+def test_commands_from_the_command_line(bundle, checkpoint, small, tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "cli"
+    cmd = [sys.executable, "-m", "t2d_monai", "package_bundle", str(bundle), str(out), "--model", str(checkpoint),
+           "--overlays", "cpu_small.json", "--overrides", json.dumps(small)]
+    subprocess.run(cmd, check=True, env=env, capture_output=True, timeout=300)
+    assert (out / "models" / "model.pt").is_file()
+    shutil.rmtree(out / "models")
+    result = subprocess.run([sys.executable, "-m", "t2d_monai", "zoo_check", str(out), "--onnx", "False"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "missing in" in result.stderr
+    assert "models/model.pt (or large_files.yml" in result.stderr

@@ -1,0 +1,57 @@
+"""Each config value of the hepatic_vessel bundle is defined once: no block repeated within a config file, and
+the values that train.json and inference.json must both hold (MONAI Label and the model zoo read each file
+alone, so they cannot reference each other) are equal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel" / "configs"
+#: top-level ids both standalone configs define; they must agree
+SHARED_IDS = ("view", "num_slices", "group_size", "stride", "backbone", "output_stride", "decoder_channels",
+              "fusion", "attention", "hu_window", "infer_batch_size", "dataset_dir", "ckpt_dir", "ckpt_file",
+              "signature", "device", "amp")
+
+
+def _load(name: str) -> dict:
+    return json.loads((CONFIGS / name).read_text())
+
+
+def _blocks(node, path="") -> list[tuple[str, str]]:
+    """(id, canonical JSON) of every dict with at least three keys in ``node``."""
+    found = []
+    if isinstance(node, dict):
+        if len(node) >= 3:
+            found.append((path, json.dumps(node, sort_keys=True)))
+        for key, value in node.items():
+            found += _blocks(value, f"{path}#{key}" if path else key)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _blocks(value, f"{path}#{i}")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.json")) + ["baselines/patch3d.json"])
+def test_no_block_repeated_within_a_config(name):
+    seen: dict[str, str] = {}
+    for path, text in _blocks(_load(name)):
+        assert text not in seen, f"{name}: {path} repeats {seen[text]}; define it once and reference it (@id)"
+        seen[text] = path
+
+
+def test_standalone_configs_agree():
+    train, inference = _load("train.json"), _load("inference.json")
+    for key in SHARED_IDS:
+        assert train[key] == inference[key], f"{key} differs between train.json and inference.json"
+    net_train = {k: v for k, v in train["network_def"].items() if k != "pretrained"}  # ImageNet init: training only
+    assert net_train == inference["network_def"]
+    assert train["validate"]["inferer"] == inference["slab_inferer"]
+
+
+def test_three_view_overlay_references_the_single_view_blocks():
+    three = _load("inference_three_views.json")
+    assert three["inferer"]["inferer"] == "@slab_inferer"
+    assert three["handlers"][0]["signature"] == "@signature"
