@@ -12,7 +12,7 @@ best-validation checkpoint segments the same held-out cases; the command writes 
 ``comparison.csv`` (one row per method), ``comparison_per_case.csv`` and ``comparison.png`` (Dice against
 latency) into ``out_dir``, and with ``docs_dir`` also ``results.md`` and ``images/comparison.png`` there.
 
-Resuming: each finished training writes ``<out_dir>/<method>/train_result.json`` atomically and is
+Resuming: each finished training writes ``<out_dir>/<method>/[lr<lr>/]seed<s>/train_result.json`` atomically and is
 never repeated; an interrupted training continues from its ``models/checkpoint.pt`` (the bundle's
 ``resume``). Evaluation and latency are always measured again, all in the same process.
 """
@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from t2d_monai.benchmarks.methods import METHODS, PRESETS, Method, resolve_method
-from t2d_monai.benchmarks.report import COLUMNS, machine_description, markdown, plot, summary
+from t2d_monai.benchmarks.report import COLUMNS, machine_description, markdown, plot, plot_curves, summary
 from t2d_monai.benchmarks.runner import MethodRun, evaluate, load_average, log, prepare_data, train, write_json
 from t2d_monai.bundle.paths import bundle_dir
 from t2d_monai.utils.files import write_atomic, write_csv_atomic
@@ -63,6 +63,8 @@ def benchmark(
     device: str = "cpu",
     threads: int | None = None,
     seed: int = 0,
+    seeds: str | Sequence[int] | None = None,
+    learning_rates: str | Sequence[float] | None = None,
     warmup: bool = True,
     **overrides: Any,
 ) -> str:
@@ -73,7 +75,8 @@ def benchmark(
     Dice (mean and per case), InterSliceSimilarity, inference latency per volume (measured in this
     process, one method after another), parameter count and training time, with a PNG of Dice against
     latency. Progress goes to stdout. Run again with the same ``out_dir`` to resume: finished trainings
-    are kept (``<out_dir>/<method>/train_result.json``), an interrupted one continues from its checkpoint.
+    are kept (``<out_dir>/<method>/[lr<lr>/]seed<s>/train_result.json``), an interrupted one continues from its
+    checkpoint.
 
     Args:
         out_dir: working and output folder (models, per-method results, data when synthesised, the table).
@@ -94,6 +97,11 @@ def benchmark(
         device: ``cpu`` or ``cuda[:i]``. Default ``cpu``.
         threads: torch CPU threads (default: torch's).
         seed: seed of the synthetic data and of the split. Default 0.
+        seeds: comma-separated training seeds; every row is trained once per seed (``<out_dir>/<method>/seed<s>``)
+            and reported as the mean and spread over seeds. Default: the preset's (``cpu``: 0,1,2).
+        learning_rates: comma-separated grid; each row's learning rate is the one with the best validation Dice at
+            the first seed (recorded in ``<out_dir>/<method>/learning_rate.json`` and the table). Default: the
+            preset's (``cpu``: 0.0005,0.001,0.002); empty: each row's config value.
         warmup: run each method once, untimed, on the first test case before timing it. Default True.
         overrides: any further bundle config values for every method, e.g. ``--backbone resnet50``.
 
@@ -118,24 +126,22 @@ def benchmark(
     names = _parse_list(methods, "methods") or list(conf["methods"])
     names += [f"t2d_k{k}" for k in _parse_list(thickness, "thickness", int)]
     run_methods = [resolve_method(n) for n in dict.fromkeys(names)]
-    budget = {**conf["overrides"], **overrides}
-    if num_iterations is not None:
-        if int(num_iterations) < 1:
-            raise ValueError(f"num_iterations must be >= 1, got {num_iterations}.")
-        budget["num_iterations"] = int(num_iterations)
-    if "num_iterations" in budget:
-        n = budget["num_iterations"]
-        budget.setdefault("iterations_per_epoch", min(n, budget.get("iterations_per_epoch", n)))
-        budget.setdefault("lr_milestones", [max(1, int(0.7 * n)), max(1, int(0.9 * n))])
-        if n % budget["iterations_per_epoch"]:
-            budget["iterations_per_epoch"] = n
+    seed_list = _parse_list(seeds, "seeds", int) if seeds is not None else list(conf.get("seeds", [0]))
+    grid = _parse_list(learning_rates, "learning_rates", float) if learning_rates is not None else \
+        list(conf.get("learning_rates", []))
+    if not seed_list:
+        raise ValueError("seeds must name at least one training seed, e.g. --seeds 0,1,2.")
+    if any(lr <= 0 for lr in grid):
+        raise ValueError(f"learning_rates must be positive, got {grid}.")
+    budget = _budget(conf, overrides, num_iterations)
     if threads is not None:
         torch.set_num_threads(int(threads))
     device = str(device)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     load_start = load_average()
-    log(f"preset {name}: methods {[m.name for m in run_methods]}, output {out}, load {load_start}")
+    log(f"preset {name}: methods {[m.name for m in run_methods]}, seeds {seed_list}, learning-rate grid {grid}, "
+        f"output {out}, load {load_start}")
     data_note = "given folder"
     if dataset_dir is None:
         data_note = f"synthetic, `python -m t2d_monai synth --shape {','.join(map(str, conf['shape']))} --num_cases " \
@@ -147,41 +153,37 @@ def benchmark(
     budget.setdefault("split_seed", seed)
     budget.setdefault("num_workers", 0 if device == "cpu" else 4)
 
-    results = {}
+    trained: dict[str, tuple[float | None, list[tuple[MethodRun, dict]]]] = {}
     for i, method in enumerate(run_methods, 1):
-        run = MethodRun(method, out / method.name, dataset, budget, device, bundle_dir())
-        record = out / method.name / "train_result.json"
-        if record.is_file():
-            log(f"[{i}/{len(run_methods)}] {method.name}: trained earlier, kept ({record})")
-            results[method.name] = (run, json.loads(record.read_text()))
-            continue
-        log(f"[{i}/{len(run_methods)}] training {method.name} ({method.label})")
-        train_record = train(run, out)
-        write_json(record, {**train_record, "method": method.name, "overrides": run.overrides})
-        results[method.name] = (run, train_record)
-        log(f"  {method.name}: trained in {train_record['train_time_s']:.1f} s")
+        log(f"[{i}/{len(run_methods)}] {method.name} ({method.label})")
+        base = trained.get(method.reuse_from or "")
+        lr = base[0] if base is not None else _choose_learning_rate(method, grid, seed_list[0], out, dataset, budget, device)
+        runs = []
+        for s in seed_list:
+            run = _make_run(method, out, dataset, budget, device, s, lr)
+            reuse = _make_run(resolve_method(method.reuse_from), out, dataset, budget, device, s, lr).root \
+                if method.reuse_from else None
+            runs.append((run, _train_once(run, reuse)))
+        trained[method.name] = (lr, runs)
 
-    from monai.bundle import ConfigParser
-
-    probe = ConfigParser()
-    probe.read_config([str(bundle_dir() / "configs" / "train.json")])
-    probe.update({k: v for k, v in budget.items() if k in ("num_test", "num_validation", "split_seed")})
-    probe.update({"dataset_dir": dataset})
-    split = probe.get_parsed_content("datasplit")
+    split = _split(dataset, budget)
     cases = split["test"] or split["validation"]
-    load_eval = load_average()
-    log(f"evaluating {len(run_methods)} methods on {len(cases)} held-out cases, one after another (load {load_eval})")
-    rows, per_case = [], []
     fit_cases = split["training"][: len(cases)]
+    load_eval = load_average()
+    log(f"evaluating {len(run_methods)} methods x {len(seed_list)} seeds on {len(cases)} held-out cases, one after "
+        f"another (load {load_eval})")
+    rows, per_case = [], []
     for method in run_methods:
-        run, train_record = results[method.name]
-        evaluation = evaluate(run, cases, warmup)
-        write_json(out / method.name / "eval_result.json", evaluation)
-        fit = evaluate(run, fit_cases, warmup=False, ceiling=False)  # only the Dice is used
-        write_json(out / method.name / "eval_training_cases.json", fit)
-        row = summary(method.name, method.label, train_record, evaluation, fit)
-        rows.append(row)
-        per_case += [{"method": method.name, **c} for c in evaluation["cases"]]
+        lr, runs = trained[method.name]
+        per_seed = []
+        for run, record in runs:
+            evaluation = evaluate(run, cases, warmup)
+            write_json(run.root / "eval_result.json", evaluation)
+            fit = evaluate(run, fit_cases, warmup=False, ceiling=False)  # only the Dice is used
+            write_json(run.root / "eval_training_cases.json", fit)
+            per_seed.append((record, evaluation, fit))
+            per_case += [{"method": method.name, "seed": run.seed, **c} for c in evaluation["cases"]]
+        rows.append({**summary(method.name, method.label, per_seed, lr), "kind": method.kind})
     info = {
         "command": command or f"python -m t2d_monai benchmark --preset {name} --out_dir {out_dir}",
         "machine": machine_description(device, torch.get_num_threads()),
@@ -193,20 +195,92 @@ def benchmark(
         "batch": f"{budget.get('volumes_per_batch', 'config')} volumes x {budget.get('slabs_per_volume', 'config')} "
                  "slabs or patches",
         "preset": name, "overrides": {k: v for k, v in budget.items() if k != "spatial_size"},
+        "seeds": seed_list, "learning_rates": grid,
     }
-    table_rows = [{**r, "kind": results[r["method"]][0].method.kind} for r in rows]
+    curves = {m.name: [record for _, record in trained[m.name][1]] for m in run_methods}
+    return _write_outputs(out, rows, per_case, curves, info, notes, docs_dir)
+
+
+def _budget(conf: dict, overrides: dict, num_iterations: int | None) -> dict:
+    """The overrides every method gets: the preset's, the command line's, and a schedule scaled to the budget."""
+    budget = {**conf["overrides"], **overrides}
+    if num_iterations is not None:
+        if int(num_iterations) < 1:
+            raise ValueError(f"num_iterations must be >= 1, got {num_iterations}.")
+        budget["num_iterations"] = int(num_iterations)
+    if "num_iterations" in budget:
+        n = budget["num_iterations"]
+        budget.setdefault("iterations_per_epoch", min(n, budget.get("iterations_per_epoch", n)))
+        budget.setdefault("lr_milestones", [max(1, int(0.7 * n)), max(1, int(0.9 * n))])
+        if n % budget["iterations_per_epoch"]:
+            budget["iterations_per_epoch"] = n
+    return budget
+
+
+def _make_run(method: Method, out: Path, dataset: str, budget: dict, device: str, seed: int,
+              lr: float | None) -> MethodRun:
+    """A run folder per method, learning rate (when chosen from a grid) and seed: ``<out>/<method>/[lr<lr>/]seed<s>``."""
+    root = out / method.name / ("" if lr is None else f"lr{lr:g}") / f"seed{seed}"
+    return MethodRun(method, root, dataset, budget, device, bundle_dir(), seed=seed, learning_rate=lr)
+
+
+def _train_once(run: MethodRun, reuse: Path | None = None) -> dict:
+    """Train ``run`` unless its ``train_result.json`` exists (then that record is returned)."""
+    record = run.root / "train_result.json"
+    if record.is_file():
+        log(f"  {run.method.name} seed {run.seed}: trained earlier, kept ({record})")
+        return json.loads(record.read_text())
+    log(f"  training {run.method.name}, seed {run.seed}" + ("" if run.learning_rate is None else f", lr {run.learning_rate:g}"))
+    result = {**train(run, reuse), "method": run.method.name, "overrides": run.overrides}
+    write_json(record, result)
+    log(f"  {run.method.name} seed {run.seed}: trained in {result['train_time_s']:.1f} s, best validation Dice "
+        f"{result['best_val_dice']:.4f}")
+    return result
+
+
+def _choose_learning_rate(method: Method, grid: list[float], seed: int, out: Path, dataset: str, budget: dict,
+                          device: str) -> float | None:
+    """The learning rate of ``grid`` with the best validation Dice for ``method`` at ``seed`` (None without a grid);
+    the choice and every candidate's score are written to ``<out>/<method>/learning_rate.json``."""
+    if not grid:
+        return None
+    scores = {lr: _train_once(_make_run(method, out, dataset, budget, device, seed, lr))["best_val_dice"] for lr in grid}
+    best = max(grid, key=lambda lr: (scores[lr], -lr))  # ties: the smaller rate
+    write_json(out / method.name / "learning_rate.json",
+               {"grid": grid, "best_val_dice": {f"{lr:g}": scores[lr] for lr in grid}, "chosen": best, "seed": seed})
+    log(f"  {method.name}: learning rate {best:g} chosen from {grid} (validation Dice {scores})")
+    return best
+
+
+def _split(dataset: str, budget: dict) -> dict:
+    """The bundle's train/validation/test split of ``dataset`` under the benchmark's split settings."""
+    from monai.bundle import ConfigParser
+
+    probe = ConfigParser()
+    probe.read_config([str(bundle_dir() / "configs" / "train.json")])
+    probe.update({k: v for k, v in budget.items() if k in ("num_test", "num_validation", "split_seed")})
+    probe.update({"dataset_dir": dataset})
+    return probe.get_parsed_content("datasplit")
+
+
+def _write_outputs(out: Path, rows: list[dict], per_case: list[dict], curves: dict[str, list[dict]], info: dict,
+                   notes: str | None, docs_dir: str | None) -> str:
+    """The table (Markdown, CSV), per-case CSV, Dice-vs-latency and learning-curve PNGs; also into ``docs_dir``."""
     write_csv_atomic(str(out / "comparison.csv"), rows, COLUMNS)
     write_csv_atomic(str(out / "comparison_per_case.csv"), per_case, list(per_case[0]))
-    plot(table_rows, out / "comparison.png")
+    plot(rows, out / "comparison.png")
+    plot_curves(curves, out / "curves.png")
     note_text = Path(notes).read_text() if notes else None
     md = out / "comparison.md"
-    write_atomic(str(md), markdown(table_rows, info, "comparison.png", note_text))
+    write_atomic(str(md), markdown(rows, info, "comparison.png", "curves.png", note_text))
     write_json(out / "comparison_info.json", info)
     if docs_dir is not None:
         docs = Path(docs_dir)
         (docs / "images").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / "comparison.png", docs / "images" / "comparison.png")
-        write_atomic(str(docs / "results.md"), markdown(table_rows, info, "images/comparison.png", note_text))
+        shutil.copyfile(out / "curves.png", docs / "images" / "curves.png")
+        write_atomic(str(docs / "results.md"),
+                     markdown(rows, info, "images/comparison.png", "images/curves.png", note_text))
         write_csv_atomic(str(docs / "results.csv"), rows, COLUMNS)
     log(f"wrote {md}")
     return str(md)

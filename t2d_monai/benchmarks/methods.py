@@ -52,25 +52,34 @@ METHODS: dict[str, Method] = {
 }
 
 
+#: parametrised rows: name pattern -> (label, overrides) for a slab thickness K (the paper's Table 4)
+_THICKNESS_ROWS: dict[str, tuple[str, dict[str, Any]]] = {
+    "t2d_k": ("T2DNet ESM + SSA, k={k}", {}),
+    "early_k": ("DeepLabV3+ on {k} slices (early fusion)", {"fusion": "early", "attention": None}),
+}
+
+
 def resolve_method(name: str) -> Method:
-    """A :data:`METHODS` entry, ``t2d_k<K>`` (ESM + SSA on K-slice slabs, Table 4), or any 2D one + ``_3views``.
+    """A :data:`METHODS` entry, ``t2d_k<K>`` (ESM + SSA on K-slice slabs, Table 4), ``early_k<K>`` (early fusion
+    on K slices), or any 2D one + ``_3views``.
 
     Raises:
         ValueError: for an unknown name (the message lists the valid ones), or ``_3views`` of a 3D method.
     """
     name = str(name).strip()
     base, three = (name[: -len("_3views")], True) if name.endswith("_3views") else (name, False)
-    match = re.fullmatch(r"t2d_k(\d+)", base)
+    match = re.fullmatch(r"(t2d_k|early_k)(\d+)", base)
     if match:
-        k = int(match.group(1))
+        k = int(match.group(2))
         if k < 1:
             raise ValueError(f"method {name!r}: the slab thickness must be >= 1.")
-        method = Method(base, f"T2DNet ESM + SSA, k={k}", overrides={"num_slices": k})
+        label, overrides = _THICKNESS_ROWS[match.group(1)]
+        method = Method(base, label.format(k=k), overrides={**overrides, "num_slices": k})
     elif base in METHODS:
         method = METHODS[base]
     else:
         raise ValueError(
-            f"unknown method {name!r}; valid: {', '.join(METHODS)}, t2d_k<K> (slab thickness K), "
+            f"unknown method {name!r}; valid: {', '.join(METHODS)}, t2d_k<K> and early_k<K> (slab thickness K), "
             "and any 2D one with the suffix _3views (three-view fusion)."
         )
     if three:
@@ -83,30 +92,37 @@ def resolve_method(name: str) -> Method:
 
 
 #: budgets and sizes. ``tiny`` is for tests, ``quick`` checks that everything works (~10 min on 2 cores),
-#: ``cpu`` is the full CPU comparison (about an hour on 2 cores), ``gpu`` the paper-scale settings.
+#: ``cpu`` is the full CPU comparison (hours on 2 cores: every row, a learning-rate grid and three seeds),
+#: ``gpu`` the paper-scale settings. ``learning_rates``: the grid each row's learning rate is chosen from (by
+#: validation Dice, at the first seed); ``seeds``: training seeds per row.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "methods": ["deeplab_k1", "t2d", "unet3d"],
         "shape": [32, 32, 32], "num_cases": 4, "num_test": 1, "num_validation": 1,
+        "learning_rates": [], "seeds": [0],
         "overrides": {"num_slices": 6, "num_iterations": 2, "iterations_per_epoch": 2, "val_interval": 1,
                       "volumes_per_batch": 1, "slabs_per_volume": 1, "patch_size": [16, 16, 32]},
     },
     "quick": {
         "methods": ["deeplab_k1", "t2d", "unet3d"],
         "shape": [64, 64, 32], "num_cases": 6, "num_test": 2, "num_validation": 1,
+        "learning_rates": [], "seeds": [0],
         "overrides": {"num_slices": 6, "num_iterations": 40, "iterations_per_epoch": 20, "val_interval": 2,
                       "volumes_per_batch": 2, "slabs_per_volume": 2, "patch_size": [32, 32, 32]},
     },
     "cpu": {
-        "methods": ["deeplab_k1", "t2d", "unet3d", "deeplab_k12", "esm", "deeplab_k3", "t2d_3views"],
+        "methods": ["deeplab_k1", "t2d", "unet3d", "esm", "t2d_k3", "t2d_k6", "t2d_k9", "early_k3", "early_k6",
+                    "early_k9", "early_k15", "t2d_3views"],
         "shape": [96, 96, 48], "num_cases": 12, "num_test": 3, "num_validation": 1,
-        "overrides": {"num_slices": 15, "num_iterations": 200, "iterations_per_epoch": 100, "val_interval": 1,
+        "learning_rates": [0.0005, 0.001, 0.002], "seeds": [0, 1, 2],
+        "overrides": {"num_slices": 15, "num_iterations": 1500, "iterations_per_epoch": 100, "val_interval": 1,
                       "volumes_per_batch": 1, "slabs_per_volume": 2, "patch_size": [32, 32, 32]},
     },
     "gpu": {
         "methods": ["deeplab_k1", "deeplab_k3", "deeplab_k12", "esm", "esm_concat", "esm_dot", "t2d", "t2d_3views",
                     "unet3d", "vnet", "ahnet"],
         "shape": [256, 256, 96], "num_cases": 40, "num_test": 10, "num_validation": 3,
+        "learning_rates": [], "seeds": [0],
         "overrides": {},
     },
 }

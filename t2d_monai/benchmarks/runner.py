@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from t2d_monai.benchmarks.methods import Method
@@ -39,8 +40,19 @@ def write_json(path: Path, data: Any) -> None:
 class MethodRun:
     """Config stacks of one method (training per view, evaluation) under the benchmark's overrides."""
 
-    def __init__(self, method: Method, root: Path, dataset_dir: str, overrides: dict, device: str, bundle_dir: Path):
+    def __init__(
+        self,
+        method: Method,
+        root: Path,
+        dataset_dir: str,
+        overrides: dict,
+        device: str,
+        bundle_dir: Path,
+        seed: int = 0,
+        learning_rate: float | None = None,
+    ):
         self.method, self.root, self.dataset_dir, self.device = method, root, dataset_dir, device
+        self.seed, self.learning_rate = int(seed), learning_rate
         self.configs = bundle_dir / "configs"
         base = ["train.json"] + (["cpu_small.json"] if device == "cpu" else [])
         self.train_files = [str(self.configs / f) for f in base + list(method.overlays)]
@@ -54,6 +66,8 @@ class MethodRun:
             "dataset_dir": dataset_dir,
             "device": f"$torch.device({device!r})",
             "amp": device.startswith("cuda"),
+            "seed": self.seed,
+            **({} if learning_rate is None else {"learning_rate": learning_rate}),
         }
         if method.kind == "3d":
             self.overrides.pop("num_slices", None)
@@ -79,8 +93,13 @@ class MethodRun:
         return parser
 
 
+def _curve_file(run: MethodRun, view: str | None) -> Path:
+    return run.root / ("curve.json" if view is None else f"curve_{view}.json")
+
+
 def _train_views(run: MethodRun) -> dict:
-    """Train every view of a method (resuming an interrupted one); returns the training record."""
+    """Train every view of a method (resuming an interrupted one); returns the training record, with the
+    validation curve (``[iteration, validation Dice]`` per validation, kept on disk across resumes) and its best."""
     from ignite.engine import Events
 
     total, iterations, views = 0.0, 0, []
@@ -89,16 +108,25 @@ def _train_views(run: MethodRun) -> dict:
         paths = run.parser(run.train_files, **extra)
         resumed = Path(paths.get_parsed_content("resume_file")).is_file()
         ckpt_path = Path(paths.get_parsed_content("ckpt_file"))
+        curve_path = _curve_file(run, view)
+        curve = json.loads(curve_path.read_text()) if resumed and curve_path.is_file() else []
         # an interrupted run continues from its last checkpoint instead of starting again
         wf = run.workflow("train", run.train_files, resume=resumed, **extra)
         wf.initialize()
         trainer = wf.parser.get_parsed_content("train#trainer")
+        evaluator = wf.parser.get_parsed_content("validate#evaluator")
         n_iter = wf.parser.get_parsed_content("num_iterations")
         trainer.add_event_handler(
             Events.EPOCH_COMPLETED,
             lambda e, v=view: log(f"  {run.method.name}{'' if v is None else ' ' + v}: iteration "
                                    f"{e.state.iteration}/{n_iter}, loss {float(e.state.output[0]['loss']):.4f}"),
         )
+
+        def record(engine, path=curve_path) -> None:
+            curve.append([int(trainer.state.iteration), float(engine.state.metrics[engine.state.key_metric_name])])
+            write_json(path, curve)
+
+        evaluator.add_event_handler(Events.COMPLETED, record)
         start = time.perf_counter()
         wf.run()
         wf.finalize()
@@ -106,8 +134,17 @@ def _train_views(run: MethodRun) -> dict:
         iterations = trainer.state.iteration
         if not ckpt_path.is_file():
             raise RuntimeError(f"training {run.method.name} wrote no best-validation checkpoint {ckpt_path}.")
-        views.append({"view": view, "resumed": resumed, "iterations": iterations})
-    return {"train_time_s": round(total, 2), "iterations": iterations, "views": views, "load_after": load_average()}
+        best = max((d for _, d in curve), default=float("nan"))
+        views.append({"view": view, "resumed": resumed, "iterations": iterations, "curve": curve, "best_val_dice": best})
+    return {
+        "train_time_s": round(total, 2),
+        "iterations": iterations,
+        "views": views,
+        "best_val_dice": float(np.mean([v["best_val_dice"] for v in views])),
+        "seed": run.seed,
+        "learning_rate": run.learning_rate,
+        "load_after": load_average(),
+    }
 
 
 def _load_checkpoint(path: str, signature, network: torch.nn.Module, device: str) -> None:
@@ -193,16 +230,16 @@ def prepare_data(out: Path, dataset_dir: str | None, preset: dict, seed: int) ->
     return str(data)
 
 
-def train(run: MethodRun, out: Path) -> dict:
-    """Train every view of ``run``'s method; a row with ``reuse_from`` copies that row's trained model for the
-    model's view (when it is trained already) and trains only the other views. Returns the training record."""
-    base = run.method.reuse_from
-    record = out / base / "train_result.json" if base else None
+def train(run: MethodRun, reuse_root: Path | None = None) -> dict:
+    """Train every view of ``run``'s method. With ``reuse_root`` (the folder of the same seed and learning rate
+    of the row named by ``run.method.reuse_from``, trained already), that row's model is copied for its view and
+    only the other views are trained. Returns the training record."""
+    record = reuse_root / "train_result.json" if reuse_root is not None else None
     if record is None or not record.is_file():
         return _train_views(run)
     reused = json.loads(record.read_text())
     view = str(reused.get("overrides", {}).get("view", DEFAULT_VIEW))
-    source, target = out / base / "models" / checkpoint_filename(view), run.root / "models" / checkpoint_filename(view)
+    source, target = reuse_root / "models" / checkpoint_filename(view), run.root / "models" / checkpoint_filename(view)
     if not source.is_file() or view not in run.views:
         return _train_views(run)
     if not target.is_file():
@@ -215,5 +252,7 @@ def train(run: MethodRun, out: Path) -> dict:
     finally:
         run.views = views
     result["train_time_s"] = round(result["train_time_s"] + reused["train_time_s"], 2)
-    result["views"].append({"view": view, "reused_from": base, "iterations": reused["iterations"]})
+    kept = reused["views"][0]
+    result["views"].append({**kept, "view": view, "reused_from": str(reuse_root)})
+    result["best_val_dice"] = float(np.mean([v["best_val_dice"] for v in result["views"]]))
     return result

@@ -19,6 +19,7 @@ BUNDLE_CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vess
         ("deeplab_k1", "2d", False, {}),
         ("unet3d", "3d", False, {}),
         ("t2d_k9", "2d", False, {"num_slices": 9}),
+        ("early_k6", "2d", False, {"fusion": "early", "attention": None, "num_slices": 6}),
         ("esm_dot_3views", "2d", True, {}),
         ("t2d_k21_3views", "2d", True, {"num_slices": 21}),
     ],
@@ -47,6 +48,8 @@ def test_every_method_overlay_exists():
         ({"num_iterations": 0}, ValueError, "num_iterations must be >= 1"),
         ({"thickness": "3,x"}, ValueError, "thickness must be a comma-separated list"),
         ({"dataset_dir": "/no/such/folder"}, FileNotFoundError, "does not exist"),
+        ({"seeds": "0,x"}, ValueError, "seeds must be a comma-separated list"),
+        ({"learning_rates": "0.01,-1"}, ValueError, "learning_rates must be positive"),
     ],
 )
 def test_ill_arg(tmp_path, kwargs, error, match):
@@ -80,13 +83,16 @@ def test_tiny_benchmark_writes_a_well_formed_table(tiny_run):
         assert 0.0 <= float(row["dice_train_cases"]) <= 1.0
     ceilings = {r["method"]: r["stride4_ceiling"] for r in rows}
     assert ceilings["unet3d"] == "n/a" and 0.0 < float(ceilings["deeplab_k1"]) == float(ceilings["t2d"]) <= 1.0
-    assert (run / "t2d" / "eval_training_cases.json").is_file()
+    assert (run / "t2d" / "seed0" / "eval_training_cases.json").is_file()
     per_case = list(csv.DictReader((run / "comparison_per_case.csv").open()))
     assert len(per_case) == len(rows) and {"case", "dice", "latency_s", "load_1min"} <= set(per_case[0])
     text = md.read_text()
     assert text.count("\n| ") == len(rows) + 1  # header + one line per method
     assert "Load average" in text and "hand-written text" in text and "deeplab_k1" in text
     assert (run / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG" and (out / "docs" / "images" / "curves.png").is_file()
+    assert "one seed, no spread measured, no call" in text  # one seed: nothing is called a win
+    assert all(int(r["seeds"]) == 1 and r["learning_rate"] == "config" for r in rows)
     assert (out / "docs" / "images" / "comparison.png").is_file()
     assert "images/comparison.png" in (out / "docs" / "results.md").read_text()
     # the 3D row has fewer parameters than the 2D ones here (UNet 16..256 vs ResNet-18 DeepLabV3+)
@@ -94,7 +100,7 @@ def test_tiny_benchmark_writes_a_well_formed_table(tiny_run):
     import torch
 
     for method, k in (("deeplab_k1", 1), ("t2d", 6)):
-        assert torch.load(run / method / "models" / "model.pt", weights_only=True)["signature"]["num_slices"] == k
+        assert torch.load(run / method / "seed0" / "models" / "model.pt", weights_only=True)["signature"]["num_slices"] == k
     params = {r["method"]: float(r["params_m"]) for r in rows}
     assert params["unet3d"] < params["deeplab_k1"] < params["t2d"]
 
@@ -103,23 +109,54 @@ def test_tiny_benchmark_writes_a_well_formed_table(tiny_run):
 def test_tiny_benchmark_resumes_without_retraining(tiny_run):
     out, _ = tiny_run
     run = out / "run"
-    record = run / "deeplab_k1" / "train_result.json"
+    record = run / "deeplab_k1" / "seed0" / "train_result.json"
     before = record.read_text()
-    mtime = (run / "deeplab_k1" / "models" / "model.pt").stat().st_mtime_ns
+    mtime = (run / "deeplab_k1" / "seed0" / "models" / "model.pt").stat().st_mtime_ns
     benchmark(out_dir=str(run), tiny=True, methods="deeplab_k1", threads=2)
     assert record.read_text() == before
-    assert (run / "deeplab_k1" / "models" / "model.pt").stat().st_mtime_ns == mtime
+    assert (run / "deeplab_k1" / "seed0" / "models" / "model.pt").stat().st_mtime_ns == mtime
     rows = list(csv.DictReader((run / "comparison.csv").open()))
     assert [r["method"] for r in rows] == ["deeplab_k1"]
     assert json.loads(before)["iterations"] == 2
 
 
 @pytest.mark.slow
-def test_three_views_reuse_only_a_coronal_t2d_row(tmp_path):
-    """With --view axial the t2d row's model is the axial one: t2d_3views must train its coronal view itself."""
+def test_three_views_reuse_the_single_view_row_for_its_view(tmp_path):
+    """With --view axial the t2d row's model is the axial one: t2d_3views reuses it for axial, trains the others."""
     run = tmp_path / "run"
     benchmark(out_dir=str(run), tiny=True, methods="t2d,t2d_3views", view="axial", threads=2)
-    assert (run / "t2d" / "models" / "model_axial.pt").is_file()
-    record = json.loads((run / "t2d_3views" / "train_result.json").read_text())
+    assert (run / "t2d" / "seed0" / "models" / "model_axial.pt").is_file()
+    record = json.loads((run / "t2d_3views" / "seed0" / "train_result.json").read_text())
     assert sorted(v["view"] for v in record["views"]) == ["axial", "coronal", "sagittal"]
-    assert not any("reused_from" in v for v in record["views"])
+    assert [v["view"] for v in record["views"] if "reused_from" in v] == ["axial"]
+    reused = (run / "t2d_3views" / "seed0" / "models" / "model_axial.pt").read_bytes()
+    assert reused == (run / "t2d" / "seed0" / "models" / "model_axial.pt").read_bytes()
+
+
+@pytest.mark.slow
+def test_seeds_learning_rate_grid_and_curves(tmp_path):
+    """Per-method learning rate from a grid at the first seed, several seeds, learning curves, reproducible seeds."""
+    import torch
+
+    run = tmp_path / "run"
+    benchmark(out_dir=str(run), tiny=True, methods="deeplab_k1", seeds="0,1", learning_rates="0.001,0.002",
+              threads=2)
+    choice = json.loads((run / "deeplab_k1" / "learning_rate.json").read_text())
+    assert choice["grid"] == [0.001, 0.002] and choice["chosen"] in (0.001, 0.002) and choice["seed"] == 0
+    chosen = run / "deeplab_k1" / f"lr{choice['chosen']:g}"
+    (row,) = list(csv.DictReader((run / "comparison.csv").open()))
+    assert int(row["seeds"]) == 2 and float(row["learning_rate"]) == choice["chosen"]
+    assert len(row["dice_per_seed"].split()) == 2 and float(row["dice_seed_range"]) >= 0.0
+    curve = json.loads((chosen / "seed1" / "curve.json").read_text())
+    assert [it for it, _ in curve] == [2] and 0.0 <= curve[0][1] <= 1.0  # one validation after 2 iterations
+    weights = {s: torch.load(chosen / f"seed{s}" / "models" / "model.pt", weights_only=True)["model"] for s in (0, 1)}
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # different seeds differ
+    again = tmp_path / "again"
+    benchmark(out_dir=str(again), tiny=True, methods="deeplab_k1", seeds="1", learning_rates=str(choice["chosen"]),
+              threads=2)
+    repeat = torch.load(again / "deeplab_k1" / f"lr{choice['chosen']:g}" / "seed1" / "models" / "model.pt",
+                        weights_only=True)["model"]
+    assert all(torch.equal(repeat[k], weights[1][k]) for k in repeat)  # the same seed gives the same model
+    first = json.loads((chosen / "seed1" / "eval_result.json").read_text())["cases"]
+    second = json.loads((again / "deeplab_k1" / f"lr{choice['chosen']:g}" / "seed1" / "eval_result.json").read_text())
+    assert [c["dice"] for c in first] == [c["dice"] for c in second["cases"]]
