@@ -19,13 +19,14 @@ def test_demo_end_to_end(tmp_path):
         out=str(out), num_cases=5, num_test=1, shape=(48, 40, 20), num_iterations=4, overrides=TINY,
         report=str(tmp_path / "docs" / "demo.md"),
     )
-    assert 0.0 <= summary["mean_dice"] <= 1.0
+    assert 0.0 <= summary["mean_dice"] <= 1.0 and 0.0 <= summary["threshold_mean_dice"] <= 1.0
+    assert set(summary["threshold_dice_per_case"]) == set(summary["dice_per_case"])  # the same held-out cases
     assert summary["dice_per_case"] and summary["mean_inter_slice_similarity"] >= 0.0
     assert (out / "preview.png").stat().st_size > 10_000
     assert (out / "bundle" / "models" / "model.pt").is_file()
     assert list((out / "bundle" / "eval").glob("*_seg.nii.gz"))
     report = (tmp_path / "docs" / "demo.md").read_text()
-    assert "| **mean** |" in report and "images/demo_preview.png" in report
+    assert "| **mean** |" in report and "images/demo_preview.png" in report and "best global HU threshold" in report
     assert (tmp_path / "docs" / "images" / "demo_preview.png").is_file()
 
 

@@ -25,7 +25,7 @@ from scipy import ndimage
 
 from t2d_monai.utils.files import write_atomic
 
-__all__ = ["continuity_filter", "threshold_baseline", "threshold_dice_curve"]
+__all__ = ["best_global_threshold", "continuity_filter", "threshold_baseline", "threshold_dice_curve"]
 
 _HU_MIN, _HU_BINS = -1024, 4096 + 1024  # int16 CT values, clipped into [-1024, 4095]
 
@@ -47,6 +47,25 @@ def threshold_dice_curve(image: np.ndarray, target: np.ndarray) -> np.ndarray:
     pred = np.bincount(values.ravel(), minlength=_HU_BINS)[::-1].cumsum()[::-1]
     denom = pred + target.sum()
     return np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 1.0)
+
+
+def best_global_threshold(cases: Sequence[dict], foreground: int = 1) -> dict:
+    """The one HU threshold with the best mean per-case Dice over ``cases`` (``{"image", "label"}`` NIfTI paths),
+    chosen on these very cases: an upper bound for any single global threshold on them.
+
+    Returns:
+        ``{"hu": int, "mean_dice": float, "per_case_dice": {file name: Dice}}``.
+
+    Raises:
+        ValueError: when ``cases`` is empty.
+    """
+    if not cases:
+        raise ValueError("best_global_threshold needs at least one labelled case.")
+    curves = np.asarray([threshold_dice_curve(_read(c["image"])[0], _read(c["label"])[0] == foreground) for c in cases])
+    best = int(np.argmax(curves.mean(0)))
+    names = [os.path.basename(str(c["image"])) for c in cases]
+    return {"hu": best + _HU_MIN, "mean_dice": float(curves[:, best].mean()),
+            "per_case_dice": {n: float(d) for n, d in zip(names, curves[:, best])}}
 
 
 def continuity_filter(image: np.ndarray, threshold: float, min_slices: int) -> np.ndarray:

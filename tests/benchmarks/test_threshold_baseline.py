@@ -5,7 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from t2d_monai.benchmarks.threshold_baseline import continuity_filter, threshold_baseline, threshold_dice_curve
+from t2d_monai.benchmarks.threshold_baseline import (
+    best_global_threshold,
+    continuity_filter,
+    threshold_baseline,
+    threshold_dice_curve,
+)
 
 
 def test_curve_matches_brute_force():
@@ -48,3 +53,15 @@ def test_ill_arg(tmp_path, small_dataset):
         threshold_baseline(str(small_dataset), min_slices=0)
     with pytest.raises(ValueError, match="max_cases"):
         threshold_baseline(str(small_dataset), max_cases=0)
+
+
+def test_best_global_threshold_matches_the_report(small_dataset, tmp_path):
+    cases = json.loads((small_dataset / "dataset.json").read_text())["training"]
+    cases = [{k: str(small_dataset / v) for k, v in c.items()} for c in cases]
+    best = best_global_threshold(cases)
+    threshold_baseline(str(small_dataset), out_json=str(tmp_path / "t.json"))
+    report = json.loads((tmp_path / "t.json").read_text())["threshold"]
+    assert best["hu"] == report["hu"] and best["mean_dice"] == pytest.approx(report["mean_dice"])
+    assert list(best["per_case_dice"]) == [c["image"].rsplit("/", 1)[-1] for c in cases]
+    with pytest.raises(ValueError, match="at least one"):
+        best_global_threshold([])
