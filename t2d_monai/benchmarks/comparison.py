@@ -65,6 +65,7 @@ def benchmark(
     seed: int = 0,
     seeds: str | Sequence[int] | None = None,
     learning_rates: str | Sequence[float] | None = None,
+    overlays: str | Sequence[str] | None = None,
     warmup: bool = True,
     **overrides: Any,
 ) -> str:
@@ -102,6 +103,8 @@ def benchmark(
         learning_rates: comma-separated grid; each row's learning rate is the one with the best validation Dice at
             the first seed (recorded in ``<out_dir>/<method>/learning_rate.json`` and the table). Default: the
             preset's (``cpu``: 0.0005,0.001,0.002); empty: each row's config value.
+        overlays: comma-separated extra training overlays for every row, after the row's own, as names under the
+            bundle's ``configs/`` (e.g. ``augment.json``: slab-consistent in-plane and intensity augmentation).
         warmup: run each method once, untimed, on the first test case before timing it. Default True.
         overrides: any further bundle config values for every method, e.g. ``--backbone resnet50``.
 
@@ -134,6 +137,10 @@ def benchmark(
     if any(lr <= 0 for lr in grid):
         raise ValueError(f"learning_rates must be positive, got {grid}.")
     budget = _budget(conf, overrides, num_iterations)
+    extra = tuple(_parse_list(overlays, "overlays"))
+    missing = [o for o in extra if not (bundle_dir() / "configs" / o).is_file()]
+    if missing:
+        raise FileNotFoundError(f"overlays {missing} are not in {bundle_dir() / 'configs'}; give file names there.")
     if threads is not None:
         torch.set_num_threads(int(threads))
     device = str(device)
@@ -157,11 +164,12 @@ def benchmark(
     for i, method in enumerate(run_methods, 1):
         log(f"[{i}/{len(run_methods)}] {method.name} ({method.label})")
         base = trained.get(method.reuse_from or "")
-        lr = base[0] if base is not None else _choose_learning_rate(method, grid, seed_list[0], out, dataset, budget, device)
+        lr = base[0] if base is not None else _choose_learning_rate(method, grid, seed_list[0], out, dataset, budget, device,
+                                                                    extra)
         runs = []
         for s in seed_list:
-            run = _make_run(method, out, dataset, budget, device, s, lr)
-            reuse = _make_run(resolve_method(method.reuse_from), out, dataset, budget, device, s, lr).root \
+            run = _make_run(method, out, dataset, budget, device, s, lr, extra)
+            reuse = _make_run(resolve_method(method.reuse_from), out, dataset, budget, device, s, lr, extra).root \
                 if method.reuse_from else None
             runs.append((run, _train_once(run, reuse)))
         trained[method.name] = (lr, runs)
@@ -195,7 +203,7 @@ def benchmark(
         "batch": f"{budget.get('volumes_per_batch', 'config')} volumes x {budget.get('slabs_per_volume', 'config')} "
                  "slabs or patches",
         "preset": name, "overrides": {k: v for k, v in budget.items() if k != "spatial_size"},
-        "seeds": seed_list, "learning_rates": grid,
+        "seeds": seed_list, "learning_rates": grid, "extra_overlays": list(extra),
     }
     curves = {m.name: [record for _, record in trained[m.name][1]] for m in run_methods}
     return _write_outputs(out, rows, per_case, curves, info, notes, docs_dir)
@@ -218,10 +226,11 @@ def _budget(conf: dict, overrides: dict, num_iterations: int | None) -> dict:
 
 
 def _make_run(method: Method, out: Path, dataset: str, budget: dict, device: str, seed: int,
-              lr: float | None) -> MethodRun:
+              lr: float | None, extra: tuple[str, ...] = ()) -> MethodRun:
     """A run folder per method, learning rate (when chosen from a grid) and seed: ``<out>/<method>/[lr<lr>/]seed<s>``."""
     root = out / method.name / ("" if lr is None else f"lr{lr:g}") / f"seed{seed}"
-    return MethodRun(method, root, dataset, budget, device, bundle_dir(), seed=seed, learning_rate=lr)
+    return MethodRun(method, root, dataset, budget, device, bundle_dir(), seed=seed, learning_rate=lr,
+                     extra_overlays=extra)
 
 
 def _train_once(run: MethodRun, reuse: Path | None = None) -> dict:
@@ -239,12 +248,13 @@ def _train_once(run: MethodRun, reuse: Path | None = None) -> dict:
 
 
 def _choose_learning_rate(method: Method, grid: list[float], seed: int, out: Path, dataset: str, budget: dict,
-                          device: str) -> float | None:
+                          device: str, extra: tuple[str, ...] = ()) -> float | None:
     """The learning rate of ``grid`` with the best validation Dice for ``method`` at ``seed`` (None without a grid);
     the choice and every candidate's score are written to ``<out>/<method>/learning_rate.json``."""
     if not grid:
         return None
-    scores = {lr: _train_once(_make_run(method, out, dataset, budget, device, seed, lr))["best_val_dice"] for lr in grid}
+    scores = {lr: _train_once(_make_run(method, out, dataset, budget, device, seed, lr, extra))["best_val_dice"]
+              for lr in grid}
     best = max(grid, key=lambda lr: (scores[lr], -lr))  # ties: the smaller rate
     write_json(out / method.name / "learning_rate.json",
                {"grid": grid, "best_val_dice": {f"{lr:g}": scores[lr] for lr in grid}, "chosen": best, "seed": seed})

@@ -1,6 +1,7 @@
 """Training and evaluating one comparison row through the bundle (:class:`monai.bundle.ConfigWorkflow`).
 
-Every row is a stack of bundle configs (``train.json``, ``cpu_small.json`` on CPU, then the row's overlays) with
+Every row is a stack of bundle configs (``train.json``, ``cpu_small.json`` on CPU, the row's overlays, then the
+benchmark's extra overlays) with
 the benchmark's budget overrides; training resumes from the bundle's own ``models/checkpoint.pt``.
 """
 
@@ -50,12 +51,14 @@ class MethodRun:
         bundle_dir: Path,
         seed: int = 0,
         learning_rate: float | None = None,
+        extra_overlays: tuple[str, ...] = (),
     ):
         self.method, self.root, self.dataset_dir, self.device = method, root, dataset_dir, device
         self.seed, self.learning_rate = int(seed), learning_rate
         self.configs = bundle_dir / "configs"
         base = ["train.json"] + (["cpu_small.json"] if device == "cpu" else [])
-        self.train_files = [str(self.configs / f) for f in base + list(method.overlays)]
+        # extra overlays (the same for every row, e.g. augment.json) come last: they change training only
+        self.train_files = [str(self.configs / f) for f in base + list(method.overlays) + list(extra_overlays)]
         # what the method's own (last) overlay sets defines it (deeplab_k1 is k=1): the budget does not override
         # it; shared recipes before it (patch3d.json's paper patch size) are scaled by the budget as usual
         defined = set(json.loads((self.configs / method.overlays[-1]).read_text())) if method.overlays else set()
