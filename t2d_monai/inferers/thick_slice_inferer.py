@@ -51,15 +51,17 @@ class ThickSliceInferer(Inferer):
     wrapper) implements :class:`~t2d_monai.networks.GroupCacheNetwork` with ``supports_group_cache = True``
     (T2DNet with ``fusion="esm"``), the inferer calls
     ``encode_group`` once per absolute group start and ``decode`` per window batch, reusing each
-    group's f1 feature across overlapping windows: with 15 slices, groups of 3 and stride 1 that
-    is 5 times fewer f1 passes, with the same output as the plain forward (float32, < 1e-5). The
-    cache is skipped when ``cache_f1=False`` or extra ``*args``/``**kwargs`` are passed to the call.
+    group's encoding (every tensor of the list ``encode_group`` returns: ``[f1]``, or ``[stem, f1]``
+    for T2DNet's ``decoder="unet"``) across overlapping windows: with 15 slices, groups of 3 and
+    stride 1 that is 5 times fewer f1 passes, with the same output as the plain forward (float32,
+    < 1e-5). The cache is skipped when ``cache_f1=False`` or extra ``*args``/``**kwargs`` are passed
+    to the call.
 
     Memory bound: besides the input, one padded slice-major copy of it ``(N, D, H, W)`` and the
     output accumulator ``(N, out_channels, H, W, D)`` (on ``device``), at most two window batches
     are alive at a time (one being built while the previous one's results are released), and the
     f1 cache holds only groups that a window of the current batch or a later one still needs: the
-    features alive come from encode calls covering at most
+    encodings alive (all their scales) come from encode calls covering at most
     ``2 * ((batch_size - 1) * stride + num_slices)`` group starts. Neither bound depends on D.
 
     Args:
@@ -78,6 +80,9 @@ class ThickSliceInferer(Inferer):
         ValueError: for a bad argument; at call time when ``inputs`` is not ``(N, 1, H, W, D)``, the
             network's ``num_slices`` differs from the inferer's, or its output is not
             ``(B, num_slices * C, H, W)``.
+        TypeError: at call time, for a network that sets ``supports_group_cache = True`` but does not
+            implement :class:`~t2d_monai.networks.GroupCacheNetwork` (or whose ``encode_group`` returns
+            no list), unless ``cache_f1=False``.
 
     Example::
 
@@ -156,7 +161,7 @@ class ThickSliceInferer(Inferer):
             for s in starts:
                 count[s : s + self.num_slices] += 1
             output: torch.Tensor | None = None
-            cache: dict[int, torch.Tensor] = {}  # f1 feature of the group starting at each absolute slice
+            cache: dict[int, list[torch.Tensor]] = {}  # encoding of the group starting at each absolute slice
             steps = [(b, chunk) for b in range(n) for chunk in batches]
             for b, chunk in _progress(steps, self.progress):
                 volume = x[b]  # (D', H', W')
@@ -211,23 +216,33 @@ class ThickSliceInferer(Inferer):
         net: GroupCacheNetwork,
         volume: torch.Tensor,
         chunk: list[int],
-        cache: dict[int, torch.Tensor],
+        cache: dict[int, list[torch.Tensor]],
         sw_device: torch.device,
     ) -> torch.Tensor:
-        """Logits of the windows starting at ``chunk`` from cached f1 features of ``volume`` ``(D, H, W)``."""
+        """Logits of the windows starting at ``chunk`` from cached group encodings of ``volume`` ``(D, H, W)``
+        (one list of per-scale tensors per absolute group start, each with batch 1)."""
         group_size, group_starts = int(net.group_size), [int(g) for g in net.group_starts]
         for key in [key for key in cache if key < chunk[0]]:  # no later window needs these groups
             del cache[key]
         missing = sorted({s + g for s in chunk for g in group_starts}.difference(cache))
         if missing:
             groups = torch.stack([volume[a : a + group_size] for a in missing])
-            features = net.encode_group(groups.to(sw_device))
+            encoded = net.encode_group(groups.to(sw_device))  # one (len(missing), C_j, h_j, w_j) per scale
             del groups
+            if isinstance(encoded, torch.Tensor) or not isinstance(encoded, (list, tuple)):
+                raise TypeError(
+                    f"{type(net).__name__}.encode_group must return a list of tensors (one per scale, see "
+                    f"t2d_monai.networks.GroupCacheNetwork), got {type(encoded).__name__}; return [feature] for one "
+                    "scale, or pass cache_f1=False."
+                )
             for i, a in enumerate(missing):
-                cache[a] = features[i : i + 1]
-            del features
-        fused = [torch.cat([cache[s + g] for s in chunk]) for g in group_starts]
-        return net.decode(fused, [int(volume.shape[1]), int(volume.shape[2])])
+                cache[a] = [scale[i : i + 1] for scale in encoded]
+            del encoded
+        scales = len(cache[chunk[0] + group_starts[0]])
+        features = [
+            [torch.cat([cache[s + g][j] for s in chunk]) for j in range(scales)] for g in group_starts
+        ]
+        return net.decode(features, [int(volume.shape[1]), int(volume.shape[2])])
 
     def _probabilities(self, logits: torch.Tensor, batch: int, size: Sequence[int]) -> torch.Tensor:
         """``(B, k * C, H, W)`` logits -> ``(B, k, C, H, W)`` probabilities, checking the layout."""

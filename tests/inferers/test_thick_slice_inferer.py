@@ -22,14 +22,15 @@ def counting(stand_in_esm):
             super().__init__(**kwargs)
             self.f1_rows = self.windows = 0
             self.max_f1_rows_alive = self.max_outputs_alive = 0
-            self._features: list[weakref.ref] = []
+            self._features: list[tuple[int, list[weakref.ref]]] = []
             self._outputs: list[weakref.ref] = []
 
         def encode_group(self, x_group):
-            self._features = [r for r in self._features if r() is not None]
-            self.max_f1_rows_alive = max(self.max_f1_rows_alive, sum(r().shape[0] for r in self._features))
+            # rows of encode results still alive (a result counts while any of its scales is alive)
+            self._features = [(rows, refs) for rows, refs in self._features if any(r() is not None for r in refs)]
+            self.max_f1_rows_alive = max(self.max_f1_rows_alive, sum(rows for rows, _ in self._features))
             out = super().encode_group(x_group)
-            self._features.append(weakref.ref(out))
+            self._features.append((x_group.shape[0], [weakref.ref(scale) for scale in out]))
             self.f1_rows += x_group.shape[0]
             return out
 
@@ -199,3 +200,13 @@ def test_group_cache_contract_is_checked(stand_in_esm):
         ThickSliceInferer(3)(torch.zeros(1, 1, 5, 5, 4), ClaimsCache(3, 3, 1))
     out = ThickSliceInferer(3, cache_f1=False)(torch.zeros(1, 1, 5, 5, 4), ClaimsCache(3, 3, 1))
     assert out.shape == (1, 1, 5, 5, 4)
+
+
+def test_encode_group_must_return_a_list(stand_in_esm):
+    class OneTensor(stand_in_esm):  # the contract before decoder="unet": one tensor per group
+        def encode_group(self, x_group):
+            return super().encode_group(x_group)[1]
+
+    net = OneTensor(num_slices=3).eval()
+    with pytest.raises(TypeError, match="list of tensors"):
+        ThickSliceInferer(3)(torch.zeros(1, 1, 5, 5, 4), net)
