@@ -8,9 +8,17 @@ from typing import Any
 from t2d_monai.utils.windows import window_starts
 
 from .multi_view_inferer import MultiViewInferer, view_to_view_order
-from .thick_slice_inferer import ACTIVATIONS, ThickSliceInferer
+from .thick_slice_inferer import ACTIVATIONS, WEIGHTINGS, ThickSliceInferer, slab_weights
 
-__all__ = ["ACTIVATIONS", "MultiViewInferer", "ThickSliceInferer", "view_to_view_order", "window_starts"]
+__all__ = [
+    "ACTIVATIONS",
+    "MultiViewInferer",
+    "ThickSliceInferer",
+    "WEIGHTINGS",
+    "slab_weights",
+    "view_to_view_order",
+    "window_starts",
+]
 
 #: names that moved to t2d_monai.transforms (view fusion is a transform of predictions); kept until 0.2.0
 _MOVED_TO_TRANSFORMS = ("FUSION_METHODS", "ViewFusion", "ViewFusiond", "fuse_views")

@@ -3,7 +3,8 @@
 Testing protocol of Yu et al., "Thickened 2D Networks for Efficient 3D Medical Image Segmentation"
 (https://arxiv.org/abs/1904.01150), section 4.2.2: the volume is cut into 15-slice windows that
 overlap by 14 slices (stride 1), and each slice's probabilities are averaged over all the windows
-that cover it.
+that cover it. Optionally (``weighting="gaussian"``, not in the paper) the average is weighted by the
+slice's position in each window, as MONAI's ``SlidingWindowInferer(mode="gaussian")`` weights patches.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import torch
 from monai.data import MetaTensor
+from monai.data.utils import compute_importance_map
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, ensure_tuple_rep, look_up_option
 
@@ -20,10 +22,32 @@ from t2d_monai.transforms.slab import SLICE_PAD_MODES, pad_slices, slice_padding
 from t2d_monai.networks.protocols import GroupCacheNetwork, missing_members
 from t2d_monai.utils import unwrap_parallel, window_starts
 
-__all__ = ["ACTIVATIONS", "ThickSliceInferer"]
+__all__ = ["ACTIVATIONS", "WEIGHTINGS", "ThickSliceInferer", "slab_weights"]
 
 #: how the network's per-slice logits become the averaged values.
 ACTIVATIONS = ("auto", "sigmoid", "softmax", "none")
+#: how a window's slices are weighted in the average over windows.
+WEIGHTINGS = ("uniform", "gaussian")
+
+
+def slab_weights(num_slices: int, weighting: str = "uniform", sigma_scale: float = 0.125) -> torch.Tensor:
+    """Weight of each position of a ``num_slices``-slice window in the average over windows: ``(num_slices,)``.
+
+    - ``"uniform"``: all ones (the paper's plain average);
+    - ``"gaussian"``: MONAI's 1D importance map (:func:`monai.data.utils.compute_importance_map`, as
+      ``SlidingWindowInferer(mode="gaussian")`` uses per axis): ``exp(-x**2 / (2 * sigma**2))`` at
+      ``x = j - (num_slices - 1) / 2``, ``sigma = sigma_scale * num_slices``, clamped to at least ``1e-3``, so
+      the weights are symmetric, strictly positive and largest at the centre (1 for odd ``num_slices``).
+
+    Example::
+
+        >>> slab_weights(5, "gaussian", 0.25)
+        tensor([0.2780, 0.7261, 1.0000, 0.7261, 0.2780])
+    """
+    weighting = look_up_option(weighting, WEIGHTINGS)
+    if weighting == "uniform":
+        return torch.ones(num_slices)
+    return compute_importance_map((int(num_slices),), mode="gaussian", sigma_scale=float(sigma_scale), device="cpu")
 
 
 class ThickSliceInferer(Inferer):
@@ -42,7 +66,14 @@ class ThickSliceInferer(Inferer):
       works); ``out_channels`` is the output channel count divided by ``num_slices``;
     - logits become probabilities per slice (``activation="auto"``: sigmoid for one class,
       softmax over the classes otherwise) and every slice gets the mean over the windows that
-      cover it (all its pixels are covered by the same windows).
+      cover it (all its pixels are covered by the same windows);
+    - ``weighting="gaussian"`` makes that mean a weighted one: a slice at position ``j`` of a window
+      counts with weight ``w[j]`` (:func:`slab_weights`: a 1D Gaussian over the window's ``num_slices``
+      positions centred on the middle, ``sigma = sigma_scale * num_slices``, as MONAI's
+      ``SlidingWindowInferer(mode="gaussian")``), and the sum is divided by the slice's summed weights,
+      so a slice covered by one window keeps that window's value. Predictions near a window's ends,
+      which see context on one side only, count less. ``"uniform"`` (default, the paper's) weights all
+      positions equally.
 
     With ``inplane_divisor`` the slices are padded (symmetrically, zeros) so H and W become
     multiples of it, and the output is cropped back to ``(H, W)``.
@@ -51,15 +82,17 @@ class ThickSliceInferer(Inferer):
     wrapper) implements :class:`~t2d_monai.networks.GroupCacheNetwork` with ``supports_group_cache = True``
     (T2DNet with ``fusion="esm"``), the inferer calls
     ``encode_group`` once per absolute group start and ``decode`` per window batch, reusing each
-    group's f1 feature across overlapping windows: with 15 slices, groups of 3 and stride 1 that
-    is 5 times fewer f1 passes, with the same output as the plain forward (float32, < 1e-5). The
-    cache is skipped when ``cache_f1=False`` or extra ``*args``/``**kwargs`` are passed to the call.
+    group's encoding (every tensor of the list ``encode_group`` returns: ``[f1]``, or ``[stem, f1]``
+    for T2DNet's ``decoder="unet"``) across overlapping windows: with 15 slices, groups of 3 and
+    stride 1 that is 5 times fewer f1 passes, with the same output as the plain forward (float32,
+    < 1e-5). The cache is skipped when ``cache_f1=False`` or extra ``*args``/``**kwargs`` are passed
+    to the call.
 
     Memory bound: besides the input, one padded slice-major copy of it ``(N, D, H, W)`` and the
     output accumulator ``(N, out_channels, H, W, D)`` (on ``device``), at most two window batches
     are alive at a time (one being built while the previous one's results are released), and the
     f1 cache holds only groups that a window of the current batch or a later one still needs: the
-    features alive come from encode calls covering at most
+    encodings alive (all their scales) come from encode calls covering at most
     ``2 * ((batch_size - 1) * stride + num_slices)`` group starts. Neither bound depends on D.
 
     Args:
@@ -73,11 +106,17 @@ class ThickSliceInferer(Inferer):
         inplane_divisor: pad H and W to multiples of this (int or pair); None or 1: no padding.
         activation: ``"auto"`` (default), ``"sigmoid"``, ``"softmax"`` or ``"none"`` (average the logits).
         pad_mode: padding along the slices for ``D < num_slices``: ``"edge"`` (default) or ``"constant"``.
+        weighting: ``"uniform"`` (default) or ``"gaussian"``: weight of a window's slices by position.
+        sigma_scale: the Gaussian's sigma as a fraction of ``num_slices`` (``weighting="gaussian"`` only);
+            default 0.125, MONAI's.
 
     Raises:
         ValueError: for a bad argument; at call time when ``inputs`` is not ``(N, 1, H, W, D)``, the
             network's ``num_slices`` differs from the inferer's, or its output is not
             ``(B, num_slices * C, H, W)``.
+        TypeError: at call time, for a network that sets ``supports_group_cache = True`` but does not
+            implement :class:`~t2d_monai.networks.GroupCacheNetwork` (or whose ``encode_group`` returns
+            no list), unless ``cache_f1=False``.
 
     Example::
 
@@ -98,6 +137,8 @@ class ThickSliceInferer(Inferer):
         inplane_divisor: int | Sequence[int] | None = None,
         activation: str = "auto",
         pad_mode: str = "edge",
+        weighting: str = "uniform",
+        sigma_scale: float = 0.125,
     ) -> None:
         super().__init__()
         for name, value in (("num_slices", num_slices), ("stride", stride), ("batch_size", batch_size)):
@@ -120,6 +161,10 @@ class ThickSliceInferer(Inferer):
         self.inplane_divisor: tuple[int, int] = (int(divisor[0]), int(divisor[1]))
         self.activation = look_up_option(activation, ACTIVATIONS)
         self.pad_mode = look_up_option(pad_mode, SLICE_PAD_MODES)
+        self.weighting = look_up_option(weighting, WEIGHTINGS)
+        if isinstance(sigma_scale, bool) or not isinstance(sigma_scale, (int, float)) or not 0 < sigma_scale < float("inf"):
+            raise ValueError(f"sigma_scale must be a positive number, got {sigma_scale!r}.")
+        self.sigma_scale = float(sigma_scale)
 
     def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Infer ``(N, out_channels, H, W, D)`` from ``inputs`` ``(N, 1, H, W, D)``.
@@ -152,11 +197,13 @@ class ThickSliceInferer(Inferer):
             x = x[:, 0].permute(0, 3, 1, 2).contiguous()  # (N, D', H', W'): every window is a contiguous block
             starts = window_starts(x.shape[1], self.num_slices, self.stride)
             batches = [starts[i : i + self.batch_size] for i in range(0, len(starts), self.batch_size)]
-            count = torch.zeros(x.shape[1], device=device)
+            weights = slab_weights(self.num_slices, self.weighting, self.sigma_scale).to(device)  # (k,)
+            weighted = self.weighting != "uniform"
+            count = torch.zeros(x.shape[1], device=device)  # summed weights per slice
             for s in starts:
-                count[s : s + self.num_slices] += 1
+                count[s : s + self.num_slices] += weights
             output: torch.Tensor | None = None
-            cache: dict[int, torch.Tensor] = {}  # f1 feature of the group starting at each absolute slice
+            cache: dict[int, list[torch.Tensor]] = {}  # encoding of the group starting at each absolute slice
             steps = [(b, chunk) for b in range(n) for chunk in batches]
             for b, chunk in _progress(steps, self.progress):
                 volume = x[b]  # (D', H', W')
@@ -175,7 +222,8 @@ class ThickSliceInferer(Inferer):
                     dtype = torch.promote_types(probs.dtype, torch.float32)
                     output = torch.zeros((n, probs.shape[2], height, width, x.shape[1]), dtype=dtype, device=device)
                 for i, s in enumerate(chunk):  # probs[i]: (k, C, H, W) -> (C, H, W, k)
-                    output[b, ..., s : s + self.num_slices] += probs[i].permute(1, 2, 3, 0).to(device)
+                    window = probs[i].permute(1, 2, 3, 0).to(device)
+                    output[b, ..., s : s + self.num_slices] += window * weights if weighted else window
                 del probs
             if output is None:  # unreachable: every volume has at least one window
                 raise RuntimeError("no window was run.")
@@ -211,23 +259,33 @@ class ThickSliceInferer(Inferer):
         net: GroupCacheNetwork,
         volume: torch.Tensor,
         chunk: list[int],
-        cache: dict[int, torch.Tensor],
+        cache: dict[int, list[torch.Tensor]],
         sw_device: torch.device,
     ) -> torch.Tensor:
-        """Logits of the windows starting at ``chunk`` from cached f1 features of ``volume`` ``(D, H, W)``."""
+        """Logits of the windows starting at ``chunk`` from cached group encodings of ``volume`` ``(D, H, W)``
+        (one list of per-scale tensors per absolute group start, each with batch 1)."""
         group_size, group_starts = int(net.group_size), [int(g) for g in net.group_starts]
         for key in [key for key in cache if key < chunk[0]]:  # no later window needs these groups
             del cache[key]
         missing = sorted({s + g for s in chunk for g in group_starts}.difference(cache))
         if missing:
             groups = torch.stack([volume[a : a + group_size] for a in missing])
-            features = net.encode_group(groups.to(sw_device))
+            encoded = net.encode_group(groups.to(sw_device))  # one (len(missing), C_j, h_j, w_j) per scale
             del groups
+            if isinstance(encoded, torch.Tensor) or not isinstance(encoded, (list, tuple)):
+                raise TypeError(
+                    f"{type(net).__name__}.encode_group must return a list of tensors (one per scale, see "
+                    f"t2d_monai.networks.GroupCacheNetwork), got {type(encoded).__name__}; return [feature] for one "
+                    "scale, or pass cache_f1=False."
+                )
             for i, a in enumerate(missing):
-                cache[a] = features[i : i + 1]
-            del features
-        fused = [torch.cat([cache[s + g] for s in chunk]) for g in group_starts]
-        return net.decode(fused, [int(volume.shape[1]), int(volume.shape[2])])
+                cache[a] = [scale[i : i + 1] for scale in encoded]
+            del encoded
+        scales = len(cache[chunk[0] + group_starts[0]])
+        features = [
+            [torch.cat([cache[s + g][j] for s in chunk]) for j in range(scales)] for g in group_starts
+        ]
+        return net.decode(features, [int(volume.shape[1]), int(volume.shape[2])])
 
     def _probabilities(self, logits: torch.Tensor, batch: int, size: Sequence[int]) -> torch.Tensor:
         """``(B, k * C, H, W)`` logits -> ``(B, k, C, H, W)`` probabilities, checking the layout."""

@@ -9,7 +9,10 @@ from t2d_monai.utils import window_starts
 
 
 class StandInESM(torch.nn.Module):
-    """Small network implementing the T2DNet contract (t2d_monai.networks.GroupCacheNetwork): split forward over mini-groups."""
+    """
+    Small network implementing the T2DNet contract (t2d_monai.networks.GroupCacheNetwork): split forward over
+    mini-groups, each encoded at two scales (stride 1 and stride 2, as T2DNet's decoder="unet" encodes two).
+    """
 
     def __init__(self, num_slices: int = 15, out_channels: int = 1, group_size: int = 3, width: int = 4) -> None:
         super().__init__()
@@ -17,16 +20,20 @@ class StandInESM(torch.nn.Module):
         self.fusion, self.supports_group_cache = "esm", True
         starts = window_starts(num_slices, group_size, group_size)
         self.group_starts = starts
-        self.f1 = torch.nn.Sequential(torch.nn.Conv2d(group_size, width, 3, stride=2, padding=1), torch.nn.Tanh())
+        self.fine = torch.nn.Sequential(torch.nn.Conv2d(group_size, 2, 3, padding=1), torch.nn.Tanh())
+        self.f1 = torch.nn.Sequential(torch.nn.Conv2d(2, width, 3, stride=2, padding=1), torch.nn.Tanh())
         self.fuse = torch.nn.Conv2d(width * len(starts), width, 1)
+        self.fuse_fine = torch.nn.Conv2d(2 * len(starts), width, 1)
         self.head = torch.nn.Conv2d(width, num_slices * out_channels, 3, padding=1)
 
-    def encode_group(self, x_group: torch.Tensor) -> torch.Tensor:
-        return self.f1(x_group)
+    def encode_group(self, x_group: torch.Tensor) -> list[torch.Tensor]:
+        fine = self.fine(x_group)
+        return [fine, self.f1(fine)]
 
-    def decode(self, features: list[torch.Tensor], out_size: list[int]) -> torch.Tensor:
-        y = self.head(torch.tanh(self.fuse(torch.cat(features, 1))))
-        return torch.nn.functional.interpolate(y, size=out_size, mode="bilinear", align_corners=False)
+    def decode(self, features: list[list[torch.Tensor]], out_size: list[int]) -> torch.Tensor:
+        coarse = torch.tanh(self.fuse(torch.cat([f[1] for f in features], 1)))
+        coarse = torch.nn.functional.interpolate(coarse, size=out_size, mode="bilinear", align_corners=False)
+        return self.head(coarse + self.fuse_fine(torch.cat([f[0] for f in features], 1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [self.encode_group(x[:, s : s + self.group_size]) for s in self.group_starts]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import weakref
 
 import pytest
@@ -8,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from monai.data import MetaTensor
 
-from t2d_monai.inferers import ThickSliceInferer
+from t2d_monai.inferers import ThickSliceInferer, slab_weights
 from t2d_monai.networks import GroupCacheNetwork
 from t2d_monai.utils import window_starts
 
@@ -22,14 +23,15 @@ def counting(stand_in_esm):
             super().__init__(**kwargs)
             self.f1_rows = self.windows = 0
             self.max_f1_rows_alive = self.max_outputs_alive = 0
-            self._features: list[weakref.ref] = []
+            self._features: list[tuple[int, list[weakref.ref]]] = []
             self._outputs: list[weakref.ref] = []
 
         def encode_group(self, x_group):
-            self._features = [r for r in self._features if r() is not None]
-            self.max_f1_rows_alive = max(self.max_f1_rows_alive, sum(r().shape[0] for r in self._features))
+            # rows of encode results still alive (a result counts while any of its scales is alive)
+            self._features = [(rows, refs) for rows, refs in self._features if any(r() is not None for r in refs)]
+            self.max_f1_rows_alive = max(self.max_f1_rows_alive, sum(rows for rows, _ in self._features))
             out = super().encode_group(x_group)
-            self._features.append(weakref.ref(out))
+            self._features.append((x_group.shape[0], [weakref.ref(scale) for scale in out]))
             self.f1_rows += x_group.shape[0]
             return out
 
@@ -44,8 +46,16 @@ def counting(stand_in_esm):
     return Counting
 
 
-def naive(inputs: torch.Tensor, net, num_slices: int, stride: int) -> torch.Tensor:
-    """One window at a time through net.forward, with the documented padding and averaging."""
+def gaussian_weights(num_slices: int, sigma_scale: float = 0.125) -> list[float]:
+    """The documented Gaussian over a window's positions, written out: centred, sigma = sigma_scale * k, >= 1e-3."""
+    sigma = sigma_scale * num_slices
+    raw = [math.exp(-((j - (num_slices - 1) / 2) ** 2) / (2 * sigma**2)) for j in range(num_slices)]
+    return [max(v, min(raw), 1e-3) for v in raw]
+
+
+def naive(inputs: torch.Tensor, net, num_slices: int, stride: int, weights: list[float] | None = None) -> torch.Tensor:
+    """One window at a time through net.forward, with the documented padding and (weighted) averaging."""
+    weights = [1.0] * num_slices if weights is None else weights
     n, _, h, w, depth = inputs.shape
     missing = max(num_slices - depth, 0)
     before, after = missing // 2, missing - missing // 2
@@ -61,9 +71,10 @@ def naive(inputs: torch.Tensor, net, num_slices: int, stride: int) -> torch.Tens
         p = torch.sigmoid(p) if c == 1 else torch.softmax(p, 2)
         if total is None:
             total = torch.zeros(n, c, h, w, x.shape[-1])
-        total[..., s : s + num_slices] += p.permute(0, 2, 3, 4, 1)
-        count[s : s + num_slices] += 1
-    assert count.min() >= 1
+        for j in range(num_slices):  # slice s + j is at position j of this window
+            total[..., s + j] += weights[j] * p[:, j]
+            count[s + j] += weights[j]
+    assert count.min() > 0
     return (total / count)[..., before : before + depth]
 
 
@@ -77,17 +88,20 @@ def naive(inputs: torch.Tensor, net, num_slices: int, stride: int) -> torch.Tens
     hw=st.tuples(st.integers(3, 9), st.integers(3, 9)),
     cache=st.booleans(),
     n=st.integers(1, 2),
+    gaussian=st.booleans(),
 )
-def test_matches_naive_loop(stand_in_esm, depth, num_slices, stride_frac, batch_size, out_channels, hw, cache, n):
+def test_matches_naive_loop(stand_in_esm, depth, num_slices, stride_frac, batch_size, out_channels, hw, cache, n, gaussian):
     torch.manual_seed(0)
     stride = 1 + int(stride_frac * (num_slices - 1))
     net = stand_in_esm(num_slices, out_channels, group_size=min(3, num_slices)).eval()
     x = torch.randn(n, 1, *hw, depth)
-    inferer = ThickSliceInferer(num_slices, stride=stride, batch_size=batch_size, cache_f1=cache)
+    weighting = "gaussian" if gaussian else "uniform"
+    inferer = ThickSliceInferer(num_slices, stride=stride, batch_size=batch_size, cache_f1=cache, weighting=weighting)
     out = inferer(x, net)
     assert out.shape == (n, out_channels, *hw, depth)
+    weights = gaussian_weights(num_slices) if gaussian else None
     with torch.no_grad():
-        torch.testing.assert_close(out, naive(x, net, num_slices, stride), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out, naive(x, net, num_slices, stride, weights), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("num_slices,depth,stride,batch_size", [(15, 40, 1, 4), (14, 33, 2, 3), (6, 20, 3, 1)])
@@ -175,9 +189,13 @@ def test_activation_none_averages_logits(depth):
 
 def test_ill_arg(stand_in_esm):
     for kwargs in ({"num_slices": 0}, {"stride": 0}, {"batch_size": 0}, {"num_slices": 3, "stride": 4},
-                   {"inplane_divisor": 0}, {"activation": "relu"}, {"pad_mode": "wrap"}, {"batch_size": 1.5}):
+                   {"inplane_divisor": 0}, {"activation": "relu"}, {"pad_mode": "wrap"}, {"batch_size": 1.5},
+                   {"weighting": "triangle"}, {"sigma_scale": 0}, {"sigma_scale": -0.1}, {"sigma_scale": "0.1"},
+                   {"sigma_scale": True}, {"sigma_scale": float("inf")}):
         with pytest.raises(ValueError):
             ThickSliceInferer(**kwargs)
+    with pytest.raises(ValueError, match="gaussian"):
+        ThickSliceInferer(weighting="gauss ")
     net = stand_in_esm(num_slices=5)
     with pytest.raises(ValueError, match=r"\(N, 1, H, W, D\)"):
         ThickSliceInferer(5)(torch.zeros(1, 5, 5, 5), net)
@@ -199,3 +217,75 @@ def test_group_cache_contract_is_checked(stand_in_esm):
         ThickSliceInferer(3)(torch.zeros(1, 1, 5, 5, 4), ClaimsCache(3, 3, 1))
     out = ThickSliceInferer(3, cache_f1=False)(torch.zeros(1, 1, 5, 5, 4), ClaimsCache(3, 3, 1))
     assert out.shape == (1, 1, 5, 5, 4)
+
+
+def test_encode_group_must_return_a_list(stand_in_esm):
+    class OneTensor(stand_in_esm):  # the contract before decoder="unet": one tensor per group
+        def encode_group(self, x_group):
+            return super().encode_group(x_group)[1]
+
+    net = OneTensor(num_slices=3).eval()
+    with pytest.raises(TypeError, match="list of tensors"):
+        ThickSliceInferer(3)(torch.zeros(1, 1, 5, 5, 4), net)
+
+
+@pytest.mark.parametrize("num_slices", [1, 2, 4, 5, 15])
+@pytest.mark.parametrize("sigma_scale", [0.125, 0.3])
+def test_slab_weights(num_slices, sigma_scale):
+    gauss = slab_weights(num_slices, "gaussian", sigma_scale)
+    assert gauss.shape == (num_slices,) and bool((gauss > 0).all())
+    torch.testing.assert_close(gauss, gauss.flip(0))  # symmetric
+    centre = (num_slices - 1) // 2
+    assert gauss[centre] == gauss.max() and (num_slices % 2 == 0 or gauss[centre] == 1.0)
+    assert bool((gauss[: centre + 1].diff() >= 0).all())  # rises up to the centre
+    torch.testing.assert_close(gauss, torch.tensor(gaussian_weights(num_slices, sigma_scale)))
+    assert torch.equal(slab_weights(num_slices), torch.ones(num_slices))  # uniform
+
+
+# (num_slices, depth, stride, batch_size): overlap, stride > 1, D < num_slices (padding), one window, tail window
+GAUSSIAN_CASES = [(5, 17, 1, 3), (6, 20, 2, 4), (7, 4, 1, 2), (6, 6, 1, 1), (4, 11, 3, 2)]
+
+
+@pytest.mark.parametrize("cache", [True, False])
+@pytest.mark.parametrize("num_slices,depth,stride,batch_size", GAUSSIAN_CASES)
+def test_gaussian_weighting_matches_naive_weighted_loop(stand_in_esm, num_slices, depth, stride, batch_size, cache):
+    torch.manual_seed(0)
+    net = stand_in_esm(num_slices, 2, group_size=min(3, num_slices)).eval()
+    x = torch.randn(2, 1, 7, 6, depth)
+    inferer = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=cache, weighting="gaussian", sigma_scale=0.2)
+    out = inferer(x, net)
+    with torch.no_grad():
+        expected = naive(x, net, num_slices, stride, gaussian_weights(num_slices, 0.2))
+        torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+        uniform = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=cache, weighting="uniform")(x, net)
+        torch.testing.assert_close(uniform, naive(x, net, num_slices, stride), atol=1e-5, rtol=1e-5)
+        assert torch.equal(uniform, ThickSliceInferer(num_slices, stride, batch_size, cache_f1=cache)(x, net))
+        if len(window_starts(max(depth, num_slices), num_slices, stride)) == 1:  # every slice in one window
+            torch.testing.assert_close(out, uniform)
+        else:
+            assert not torch.allclose(out, uniform, atol=1e-4)
+
+
+def test_gaussian_weighting_favours_the_window_centre():
+    """activation="none" and an identity network whose output marks the window: each slice's value is the
+    weighted mean of the starts of the windows that cover it, pulled towards the window centred on it."""
+
+    class WindowStart(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, x):  # (B, 5, H, W) windows in order -> every value = the window's start
+            out = torch.arange(self.calls, self.calls + x.shape[0], dtype=x.dtype).reshape(-1, 1, 1, 1)
+            self.calls += x.shape[0]
+            return out.expand_as(x).clone()
+
+    x = torch.zeros(1, 1, 2, 2, 13)
+    out = ThickSliceInferer(5, activation="none", weighting="gaussian")(x, WindowStart())[0, 0, 0, 0]
+    # slice 6 is covered by windows 2..6 (its centred window starts at 4): a symmetric mean, 4
+    torch.testing.assert_close(out[6], torch.tensor(4.0))
+    plain = ThickSliceInferer(5, activation="none")(x, WindowStart())[0, 0, 0, 0]
+    centred = torch.arange(13.0) - 2  # start of the window centred on each slice
+    inner = slice(2, 11)
+    assert bool(((out - centred)[inner].abs() <= (plain - centred)[inner].abs() + 1e-6).all())
+    assert abs(out[2] - centred[2]) < abs(plain[2] - centred[2]) - 0.5  # slice 2: windows 0-2, uniform mean 1

@@ -9,10 +9,14 @@ from t2d_monai.inferers import MultiViewInferer, ThickSliceInferer
 from t2d_monai.networks import T2DNet
 
 
-@pytest.mark.parametrize("num_slices, stride, depth", [(6, 1, 11), (7, 2, 13), (6, 1, 4)])
-def test_cache_equals_plain_forward_with_t2dnet(num_slices, stride, depth):
+@pytest.mark.parametrize(
+    "num_slices, stride, depth, decoder",
+    [(6, 1, 11, "deeplabv3plus"), (7, 2, 13, "deeplabv3plus"), (6, 1, 4, "deeplabv3plus"), (7, 2, 13, "unet"), (6, 1, 4, "unet")],
+)
+def test_cache_equals_plain_forward_with_t2dnet(num_slices, stride, depth, decoder):
+    """The cache holds every scale a group encodes (f1; stem and f1 for decoder="unet")."""
     torch.manual_seed(0)
-    net = T2DNet(num_slices, backbone="resnet18", decoder_channels=32).eval()
+    net = T2DNet(num_slices, backbone="resnet18", decoder_channels=32, decoder=decoder).eval()
     volume = torch.rand(1, 1, 35, 29, depth)
     cached = ThickSliceInferer(num_slices, stride=stride, batch_size=3, cache_f1=True)(volume, net)
     plain = ThickSliceInferer(num_slices, stride=stride, batch_size=3, cache_f1=False)(volume, net)

@@ -14,6 +14,7 @@ from t2d_monai.utils import window_starts
 
 COMBOS = [("early", None), ("esm", None), ("esm", "concat"), ("esm", "dot"), ("esm", "ssa")]
 SLICES = [1, 3, 6, 12, 15, 24]
+DECODERS = ["deeplabv3plus", "unet"]
 SMALL = {"backbone": "resnet18", "decoder_channels": 32}
 HW = (33, 47)
 
@@ -26,15 +27,32 @@ def _net(num_slices: int, fusion: str, attention: str | None, out_channels: int 
         return T2DNet(num_slices, out_channels, fusion=fusion, attention=attention, **{**SMALL, **kwargs})
 
 
+def _encode(net: T2DNet, x: torch.Tensor) -> list[list[torch.Tensor]]:
+    """Every group's encoding (split forward, ESM)."""
+    return [net.encode_group(x[:, s : s + net.group_size]) for s in net.group_starts]
+
+
+def _fused_feature(net: T2DNet, feats: list[list[torch.Tensor]], size: list[int]) -> torch.Tensor:
+    """U, the decoder output the head sees, from the groups' encodings (as decode computes it)."""
+    fused = net.compress(torch.cat([f[-1] for f in feats], 1))
+    high = net.encoder.forward_f2(fused)
+    if net.decoder_name == "unet":
+        return net.decoder([net.compress_stem(torch.cat([f[0] for f in feats], 1)), fused], high, size)
+    return net.decoder(fused, high)
+
+
 @pytest.mark.parametrize("fusion,attention", COMBOS)
-@pytest.mark.parametrize("num_slices", SLICES)
-def test_shape(num_slices, fusion, attention):
-    net = _net(num_slices, fusion, attention).eval()
+@pytest.mark.parametrize(
+    "num_slices,decoder", [(k, "deeplabv3plus") for k in SLICES] + [(k, "unet") for k in (1, 6, 14)]
+)
+def test_shape(num_slices, fusion, attention, decoder):
+    net = _net(num_slices, fusion, attention, decoder=decoder).eval()
     with torch.no_grad():
         y = net(torch.randn(1, num_slices, *HW))
     assert y.shape == (1, num_slices * 2, *HW)
     assert torch.isfinite(y).all()
     assert net.num_slices == num_slices and net.out_channels == 2 and net.fusion == fusion
+    assert net.decoder_name == decoder and net.num_scales == (2 if decoder == "unet" else 1)
     assert net.supports_group_cache == (fusion == "esm")
     if fusion == "esm":
         assert net.group_size == min(3, num_slices)
@@ -67,16 +85,21 @@ def test_small_window_uses_one_group():
     assert net.encoder.conv1.in_channels == 2
 
 
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("fusion,attention", COMBOS[1:])
 @pytest.mark.parametrize("num_slices", [14, 15, 2])
-def test_split_forward_equals_forward(num_slices, fusion, attention):
-    net = _net(num_slices, fusion, attention).eval()
+def test_split_forward_equals_forward(num_slices, fusion, attention, decoder):
+    net = _net(num_slices, fusion, attention, decoder=decoder).eval()
     x = torch.randn(2, num_slices, 29, 38)
     with torch.no_grad():
-        split = net.decode([net.encode_group(x[:, s : s + net.group_size]) for s in net.group_starts], [29, 38])
+        feats = _encode(net, x)
+        assert all(len(f) == net.num_scales for f in feats)
+        split = net.decode(feats, [29, 38])
         torch.testing.assert_close(split, net(x), atol=1e-5, rtol=0)
-        # a group's feature does not depend on where the group sits in the window
-        torch.testing.assert_close(net.encode_group(x[:, -net.group_size :]), net.encode_group(x[:, -net.group_size :]))
+        # a group's encoding does not depend on the other rows of the batch (the inferer caches rows)
+        one = net.encode_group(x[1:, -net.group_size :])
+        for scale, row in zip(net.encode_group(x[:, -net.group_size :]), one):
+            torch.testing.assert_close(scale[1:], row, atol=1e-5, rtol=1e-5)
 
 
 def test_overlapping_groups_average_in_slice_order():
@@ -88,10 +111,9 @@ def test_overlapping_groups_average_in_slice_order():
     assert net.head.conv.out_channels == 4 * 2  # one row per slice and class
     x = torch.randn(1, 4, 21, 18)
     with torch.no_grad():
-        feats = [net.encode_group(x[:, s : s + 3]) for s in net.group_starts]
-        fused = net.compress(torch.cat(feats, 1))
-        u = net.decoder(fused, net.encoder.forward_f2(fused))
-        preds = [net.head.conv(net.head.block(u, o)) for o in feats]  # (1, 4 * 2, h, w) each: every row on Z_g
+        feats = _encode(net, x)
+        u = _fused_feature(net, feats, [21, 18])
+        preds = [net.head.conv(net.head.block(u, f[-1])) for f in feats]  # (1, 4 * 2, h, w) each: every row on Z_g
         expected = []
         for s in range(4):
             for c in range(2):
@@ -101,10 +123,13 @@ def test_overlapping_groups_average_in_slice_order():
         torch.testing.assert_close(net(x), expected, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("num_slices,out_channels", [(14, 2), (15, 1)])
-def test_ssa_head_eval_fast_path_equals_blocks(num_slices, out_channels):
-    """In eval mode the SSA head folds attention, switchable norm and 1x1 conv into one map per sample: same logits."""
-    net = _net(num_slices, "esm", "ssa", out_channels=out_channels)
+@pytest.mark.parametrize("num_slices,out_channels,decoder", [(14, 2, "deeplabv3plus"), (15, 1, "deeplabv3plus"), (14, 2, "unet")])
+def test_ssa_head_eval_fast_path_equals_blocks(num_slices, out_channels, decoder):
+    """
+    In eval mode the SSA head folds attention, switchable norm and 1x1 conv into one map per sample: same logits
+    (with the "unet" decoder U is at the input size and O_g at stride 4).
+    """
+    net = _net(num_slices, "esm", "ssa", out_channels=out_channels, decoder=decoder)
     ssa_norm = net.head.block.norm
     with torch.no_grad():  # a norm that is not the identity, with trained-looking running statistics
         for p in (ssa_norm.mean_weight, ssa_norm.var_weight, ssa_norm.weight, ssa_norm.bias, ssa_norm.running_mean):
@@ -113,32 +138,34 @@ def test_ssa_head_eval_fast_path_equals_blocks(num_slices, out_channels):
     net.eval()
     x = torch.randn(2, num_slices, 29, 38)
     with torch.no_grad():
-        feats = [net.encode_group(x[:, s : s + 3]) for s in net.group_starts]
-        fused = net.compress(torch.cat(feats, 1))
-        u = net.decoder(fused, net.encoder.forward_f2(fused))
-        torch.testing.assert_close(net.head(u, feats), net.head.forward_blocks(u, feats), atol=1e-5, rtol=1e-4)
+        feats = _encode(net, x)
+        u, f1 = _fused_feature(net, feats, [29, 38]), [f[-1] for f in feats]
+        if decoder == "unet":
+            assert u.shape[2:] == (29, 38) and f1[0].shape[2:] == (8, 10)
+        torch.testing.assert_close(net.head(u, f1), net.head.forward_blocks(u, f1), atol=1e-5, rtol=1e-4)
     # other norms on the SSA output keep the plain blocks
     assert type(_net(6, "esm", "ssa", ssa_norm="instance").head) is GroupSliceHead
     assert type(net.head) is SSAGroupSliceHead
 
 
-def test_ssa_starts_as_plain_esm():
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_ssa_starts_as_plain_esm(decoder):
     """SSA's output scale starts at zero (as non-local blocks): at initialisation ESM + SSA predicts like ESM."""
-    net = _net(14, "esm", "ssa").eval()
+    net = _net(14, "esm", "ssa", decoder=decoder).eval()
     assert torch.count_nonzero(net.head.block.norm.weight) == 0
     x = torch.randn(2, 14, 29, 38)
     with torch.no_grad():
-        feats = [net.encode_group(x[:, s : s + 3]) for s in net.group_starts]
-        fused = net.compress(torch.cat(feats, 1))
-        u = net.decoder(fused, net.encoder.forward_f2(fused))
+        feats = _encode(net, x)
+        u, f1 = _fused_feature(net, feats, [29, 38]), [f[-1] for f in feats]
         plain = net.head.conv(u)  # the plain ESM head: every slice's row on the fused feature U
-        torch.testing.assert_close(net.head(u, feats), plain, atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(net.head.forward_blocks(u, feats), plain, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(net.head(u, f1), plain, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(net.head.forward_blocks(u, f1), plain, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("fusion,attention", COMBOS)
-def test_gradients_reach_every_parameter(fusion, attention):
-    net = _net(5, fusion, attention).train()
+def test_gradients_reach_every_parameter(fusion, attention, decoder):
+    net = _net(5, fusion, attention, decoder=decoder).train()
     if attention == "ssa":  # its zero-initialised output scale holds the attention's gradient back until it moves
         with torch.no_grad():
             net.head.block.norm.weight.fill_(0.5)
@@ -148,9 +175,10 @@ def test_gradients_reach_every_parameter(fusion, attention):
     assert not missing, missing
 
 
+@pytest.mark.parametrize("decoder", DECODERS)
 @pytest.mark.parametrize("fusion,attention", COMBOS)
-def test_torchscript(fusion, attention, tmp_path):
-    net = _net(6, fusion, attention).eval()
+def test_torchscript(fusion, attention, decoder, tmp_path):
+    net = _net(6, fusion, attention, decoder=decoder).eval()
     x = torch.randn(1, 6, *HW)
     torch.jit.save(torch.jit.script(net), tmp_path / "net.pt")
     loaded = torch.jit.load(tmp_path / "net.pt")
@@ -159,14 +187,18 @@ def test_torchscript(fusion, attention, tmp_path):
         torch.testing.assert_close(loaded(x), y, atol=1e-5, rtol=1e-5)
         if net.supports_group_cache:
             feats = [loaded.encode_group(x[:, s : s + 3]) for s in net.group_starts]
+            assert [len(f) for f in feats] == [net.num_scales] * len(net.group_starts)
             torch.testing.assert_close(loaded.decode(feats, [HW[0], HW[1]]), y, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("fusion,attention", [("early", None), ("esm", "ssa")])
-def test_onnx(fusion, attention, tmp_path):
+@pytest.mark.parametrize(
+    "fusion,attention,decoder",
+    [("early", None, "deeplabv3plus"), ("esm", "ssa", "deeplabv3plus"), ("early", None, "unet"), ("esm", "ssa", "unet")],
+)
+def test_onnx(fusion, attention, decoder, tmp_path):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
-    net = _net(6, fusion, attention).eval()
+    net = _net(6, fusion, attention, decoder=decoder).eval()
     x = torch.randn(1, 6, *HW)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -203,11 +235,17 @@ def test_ill_arg():
         T2DNet(3, attention="sum", **SMALL)
     with pytest.raises(ValueError, match="fusion='esm'"):
         T2DNet(3, fusion="early", attention="ssa", **SMALL)
+    with pytest.raises(ValueError, match="deeplabv3plus.*unet|unet.*deeplabv3plus"):
+        T2DNet(3, decoder="fpn", **SMALL)
+    with pytest.raises(ValueError, match="unet_channels"):
+        T2DNet(3, decoder="unet", unet_channels=(16,), **SMALL)
     net = _net(6, "esm", "ssa")
     with pytest.raises(ValueError, match=r"\(N, 6, H, W\)"):
         net(torch.randn(1, 5, 16, 16))
     with pytest.raises(ValueError, match="group features"):
-        net.decode([torch.randn(1, 64, 4, 4)], [16, 16])
+        net.decode([[torch.randn(1, 64, 4, 4)]], [16, 16])
+    with pytest.raises(ValueError, match="2 features per group"):
+        _net(6, "esm", None, decoder="unet").decode([[torch.randn(1, 64, 4, 4)]] * 2, [16, 16])
     with pytest.raises(ValueError, match="x_group"):
         net.encode_group(torch.randn(1, 2, 16, 16))
     with pytest.raises(RuntimeError, match="fusion='esm'"):

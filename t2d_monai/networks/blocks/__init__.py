@@ -13,8 +13,10 @@ from .slice_attention import (
     make_slice_fusion,
 )
 from .slice_heads import GroupSliceHead, PlainSliceHead, SSAGroupSliceHead, make_slice_head
+from .unet_decoder import DECODERS, UNetDecoder, UpsampleBlock, default_unet_channels, make_decoder
 
 __all__ = [
+    "DECODERS",
     "SLICE_FUSION_BLOCKS",
     "ConcatSliceFusion",
     "DeepLabV3PlusDecoder",
@@ -23,8 +25,12 @@ __all__ = [
     "PlainSliceHead",
     "SSAGroupSliceHead",
     "SliceSensitiveAttention",
+    "UNetDecoder",
+    "UpsampleBlock",
     "conv_norm_relu",
+    "default_unet_channels",
     "fused_feature_moments",
+    "make_decoder",
     "make_slice_fusion",
     "make_slice_head",
 ]

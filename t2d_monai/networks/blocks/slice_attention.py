@@ -20,11 +20,20 @@ __all__ = [
     "SLICE_FUSION_BLOCKS",
     "fused_feature_moments",
     "make_slice_fusion",
+    "resize_to",
 ]
 
 
 def _conv1x1(in_channels: int, out_channels: int) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, 1, bias=False)
+
+
+def resize_to(o: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """``o (N, C_g, h', w')`` bilinearly resized (``align_corners=False``) to ``u``'s ``(h, w)``; ``o`` itself
+    when the sizes already agree (T2DNet's stride-4 ``"deeplabv3plus"`` decoder, where U has f1's size)."""
+    if o.shape[2] == u.shape[2] and o.shape[3] == u.shape[3]:
+        return o
+    return F.interpolate(o, size=[u.shape[2], u.shape[3]], mode="bilinear", align_corners=False)
 
 
 class SliceSensitiveAttention(nn.Module):
@@ -41,6 +50,8 @@ class SliceSensitiveAttention(nn.Module):
     - affinity: ``A = softmax(q kᵀ / sqrt(P))`` of shape ``(N, C, C)``, the softmax over U's channels
       (the normalisation ``Z(x)`` of the paper's ``y_p = 1/Z(x) Σ_q f(x_p, x_q) g(x_q)``);
     - value: ``g(U)``, a 1x1 convolution of ``U`` at full resolution, so ``y = A g(U)`` is ``(N, C, h, w)``;
+      ``O_g`` enters only through its pooled query, so it may have another resolution than ``U`` (with
+      T2DNet's ``"unet"`` decoder U is at the input size, O_g at stride 4);
     - output: ``U + norm(y)`` with switchable normalization (the paper's "switchable normalization at the
       output"), a residual onto ``U`` as in non-local blocks; the norm's scale is initialised to zero (as
       non-local blocks initialise their output batch norm), so the block starts as the identity.
@@ -149,7 +160,9 @@ def fused_feature_moments(u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class ConcatSliceFusion(nn.Module):
     """
-    Table 3's "Concat" variant: ``ReLU(norm(conv1x1([U, O_g])))`` -> ``(N, channels, h, w)``.
+    Table 3's "Concat" variant: ``ReLU(norm(conv1x1([U, O_g])))`` -> ``(N, channels, h, w)``. ``O_g`` at another
+    resolution than ``U`` (T2DNet's full-resolution ``"unet"`` decoder: U at the input size, O_g at stride 4) is
+    first bilinearly resized to U's size (:func:`resize_to`).
 
     Args:
         group_channels: channels of ``O_g``.
@@ -164,13 +177,15 @@ class ConcatSliceFusion(nn.Module):
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, u: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
-        """``u (N, C, h, w)``, ``o (N, C_g, h, w)`` -> ``(N, C, h, w)``."""
-        return self.act(self.norm(self.conv(torch.cat([u, o], dim=1))))
+        """``u (N, C, h, w)``, ``o (N, C_g, h', w')`` -> ``(N, C, h, w)``."""
+        return self.act(self.norm(self.conv(torch.cat([u, resize_to(o, u)], dim=1))))
 
 
 class DotSliceFusion(nn.Module):
     """
-    Table 3's "Dot" variant: element-wise product ``U ⊙ norm(conv1x1(O_g))`` -> ``(N, channels, h, w)``.
+    Table 3's "Dot" variant: element-wise product ``U ⊙ norm(conv1x1(O_g))`` -> ``(N, channels, h, w)``. ``O_g`` at
+    another resolution than ``U`` is first bilinearly resized to U's size (:func:`resize_to`), as for
+    :class:`ConcatSliceFusion`.
 
     Args:
         group_channels: channels of ``O_g``.
@@ -184,8 +199,8 @@ class DotSliceFusion(nn.Module):
         self.norm = get_norm_layer(norm, 2, channels)
 
     def forward(self, u: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
-        """``u (N, C, h, w)``, ``o (N, C_g, h, w)`` -> ``(N, C, h, w)``."""
-        return u * self.norm(self.conv(o))
+        """``u (N, C, h, w)``, ``o (N, C_g, h', w')`` -> ``(N, C, h, w)``."""
+        return u * self.norm(self.conv(resize_to(o, u)))
 
 
 #: attention name -> block class (plain data; never mutated)

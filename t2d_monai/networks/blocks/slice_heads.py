@@ -60,7 +60,9 @@ class GroupSliceHead(nn.Module):
         return bias
 
     def forward_blocks(self, u: torch.Tensor, features: list[torch.Tensor]) -> torch.Tensor:
-        """``u (N, C, h, w)``, features ``[(N, C1, h, w)]`` -> ``(N, num_slices * out_channels, h, w)`` logits."""
+        """``u (N, C, h, w)``, features ``[(N, C1, h', w')]`` (one O_g per group; ``(h', w')`` may differ from U's,
+        e.g. stride 4 against the ``"unet"`` decoder's full resolution: each block handles it) ->
+        ``(N, num_slices * out_channels, h, w)`` logits."""
         out = torch.zeros_like(u[:, :1]).expand(-1, self.total, -1, -1)
         bias = self.conv_bias()
         for i, o in enumerate(features):

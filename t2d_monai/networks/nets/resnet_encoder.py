@@ -107,6 +107,8 @@ class ResNetEncoder(nn.Module):
 
     - ``f1``: stem (7x7 conv stride 2, norm, ReLU, 3x3 max-pool stride 2) and ``layer1``:
       ``(N, in_channels, H, W) -> (N, f1_channels, ceil(H/4), ceil(W/4))`` (the DeepLabV3+ low-level feature);
+      :meth:`forward_early` also returns the stem's stride-2 output before the max-pool
+      ``(N, stem_channels, ceil(H/2), ceil(W/2))`` (the extra skip of the full-resolution ``"unet"`` decoder);
     - ``f2``: ``layer2``-``layer4``: ``(N, f1_channels, h, w) -> (N, f2_channels, ~h*4/output_stride, ...)``.
 
     ``output_stride`` 16 replaces the stride of ``layer4`` by dilation 2, 8 those of ``layer3`` and
@@ -165,7 +167,9 @@ class ResNetEncoder(nn.Module):
         self.layer2 = self._make_layer(block, 128, layers[1], stride=2, dilate=dilate[0])
         self.layer3 = self._make_layer(block, 256, layers[2], stride=2, dilate=dilate[1])
         self.layer4 = self._make_layer(block, 512, layers[3], stride=2, dilate=dilate[2])
-        #: channels of the f1 output (low-level feature) and of the f2 output (high-level feature)
+        #: channels of the stem output (stride 2), of the f1 output (low-level feature, stride 4) and of the
+        #: f2 output (high-level feature)
+        self.stem_channels: int = 64
         self.f1_channels: int = 64 * block.expansion
         self.f2_channels: int = 512 * block.expansion
         for m in self.modules():
@@ -198,10 +202,22 @@ class ResNetEncoder(nn.Module):
             layers.append(block(self._inplanes, planes, dilation=self._dilation, norm=self._norm))
         return nn.Sequential(*layers)
 
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """Stem conv, norm and ReLU (before the max-pool): ``(N, in_channels, H, W) -> (N, stem_channels,
+        ceil(H/2), ceil(W/2))``, the stride-2 feature."""
+        return self.relu(self.bn1(self.conv1(x)))
+
     def forward_f1(self, x: torch.Tensor) -> torch.Tensor:
         """f1 = stem + layer1: ``(N, in_channels, H, W) -> (N, f1_channels, ceil(H/4), ceil(W/4))``."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer1(x)
+        return self.layer1(self.maxpool(self.forward_stem(x)))
+
+    def forward_early(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """
+        The early features, finest first: ``[stem (N, stem_channels, ceil(H/2), ceil(W/2)), f1 (N, f1_channels,
+        ceil(H/4), ceil(W/4))]`` (the skips of a full-resolution decoder); ``[-1]`` equals :meth:`forward_f1`.
+        """
+        stem = self.forward_stem(x)
+        return [stem, self.layer1(self.maxpool(stem))]
 
     def forward_f2(self, x: torch.Tensor) -> torch.Tensor:
         """f2 = layer2-4: ``(N, f1_channels, h, w) -> (N, f2_channels, h', w')`` (overall stride ``output_stride``)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -13,13 +14,13 @@ from torch import nn
 
 from t2d_monai import __version__
 from t2d_monai.networks.blocks.conv import conv_norm_relu
-from t2d_monai.networks.blocks.deeplabv3plus_decoder import DeepLabV3PlusDecoder
 from t2d_monai.networks.blocks.slice_attention import make_slice_fusion
 from t2d_monai.networks.blocks.slice_heads import make_slice_head
+from t2d_monai.networks.blocks.unet_decoder import DECODERS, make_decoder
 from t2d_monai.networks.nets.resnet_encoder import ResNetEncoder
 from t2d_monai.utils.windows import window_starts
 
-__all__ = ["T2DNet", "FUSIONS", "ATTENTIONS", "group_starts"]
+__all__ = ["T2DNet", "FUSIONS", "ATTENTIONS", "DECODERS", "group_starts"]
 
 FUSIONS = ("early", "esm")
 ATTENTIONS = (None, "concat", "dot", "ssa")
@@ -37,8 +38,8 @@ class T2DNet(nn.Module):
       slices (:attr:`group_starts`; when ``num_slices`` is not a multiple of ``group_size`` the last group
       overlaps the one before); a shared f1 (stem + layer1) encodes each group on its own; the group
       features are concatenated on channels and compressed by two 1x1 conv-norm-ReLU (to half the
-      channels, then to f1's width: 256 for resnet50); f2 (layer2-4) and the DeepLabV3+ decoder follow,
-      the compressed fused feature serving as the decoder's low-level skip. When ``num_slices < group_size``
+      channels, then to f1's width: 256 for resnet50); f2 (layer2-4) and the decoder follow, the compressed
+      fused feature serving as the decoder's stride-4 skip. When ``num_slices < group_size``
       the network uses one group of all ``num_slices`` slices (``group_size`` becomes ``num_slices``, with a
       warning).
     - ``attention`` (needs ``fusion="esm"``; Table 3 of the paper): None predicts every slice from the
@@ -47,14 +48,26 @@ class T2DNet(nn.Module):
       group's pre-fusion feature O_g with U into ``Z_g``, and the group's slices are predicted from ``Z_g``
       by their rows of a 1x1 conv with one row per slice and class; a slice in two overlapping groups
       gets the mean of their logits. SSA's output scale starts at zero, so ESM + SSA starts as ESM.
+    - ``decoder``: ``"deeplabv3plus"`` (the paper's: U at stride 4, logits bilinearly upsampled to the input
+      size) or ``"unet"`` (:class:`~t2d_monai.networks.blocks.UNetDecoder`, an extension of the paper for
+      structures one or two voxels wide: after the DeepLabV3+ stage, upsampling stages to stride 2, with a
+      skip, and to stride 1, so U and the logits are at the input size). The stride-2 skip is each group's
+      stem output (conv, norm, ReLU, before the max-pool), concatenated over the groups and compressed like f1
+      by its own two 1x1 conv-norm-ReLU (``G*64 -> G*32 -> 64``); with early fusion the window's stem output.
+      The attention blocks keep O_g = the group's f1 feature (stride 4); concat and dot resize it to U's size,
+      SSA pools it to ``ssa_pool_size`` anyway.
 
     Input ``(N, num_slices, H, W)``, any ``H``, ``W``; output logits ``(N, num_slices * out_channels, H, W)``,
     channel ``s * out_channels + c`` = class ``c`` of slice ``s``.
 
     Split forward (``fusion="esm"`` only, :attr:`supports_group_cache` True) for inferers that reuse a
-    group's f1 feature across overlapping windows::
+    group's features across overlapping windows
+    (:class:`~t2d_monai.networks.protocols.GroupCacheNetwork`)::
 
         net.decode([net.encode_group(x[:, s : s + net.group_size]) for s in net.group_starts], [H, W]) == net(x)
+
+    ``encode_group`` returns the group's early features, finest first, ending with f1: ``[f1]`` for
+    ``"deeplabv3plus"``, ``[stem, f1]`` for ``"unet"``.
 
     Args:
         num_slices: slices per input window (k), >= 1.
@@ -65,18 +78,22 @@ class T2DNet(nn.Module):
         attention: None, ``"concat"``, ``"dot"`` or ``"ssa"``. Defaults to ``"ssa"``.
         output_stride: encoder output stride, 8, 16 or 32. Defaults to 16.
         aspp: ASPP in the decoder. Defaults to False (the paper's setting).
-        decoder_channels: width of the decoder (and of the compressed ESM feature's consumer). Defaults to 256.
+        decoder_channels: width of the decoder's stride-4 stage (the whole DeepLabV3+ decoder). Defaults to 256.
         norm: MONAI norm of the encoder, decoder, compression and concat/dot blocks. Defaults to ``"batch"``.
         ssa_norm: norm on the SSA output. Defaults to ``"switchable"``.
         ssa_pool_size: side of SSA's adaptive average pooling. Defaults to 32.
         pretrained: local torchvision ResNet state-dict file for f1 and f2 (first conv adapted to the
             group's or window's channel count), or None. Nothing is downloaded. Defaults to None.
+        decoder: ``"deeplabv3plus"`` or ``"unet"``. Defaults to ``"deeplabv3plus"`` (the paper's).
+        unet_channels: widths of the ``"unet"`` decoder's stride-2 and stride-1 stages (the stride-1 one is
+            U's width, seen by the head and attention); None: ``(decoder_channels // 2, decoder_channels // 4)``.
+            Ignored by ``"deeplabv3plus"``. Defaults to None.
         in_slices: deprecated name of ``num_slices`` (removed in 0.2.0).
 
     Raises:
         ValueError: ``num_slices``, ``out_channels`` or ``group_size`` not an int >= 1; unknown ``backbone``,
-            ``fusion``, ``attention`` (the message lists the allowed values); ``attention`` with
-            ``fusion="early"``.
+            ``fusion``, ``attention``, ``decoder`` (the message lists the allowed values); ``attention`` with
+            ``fusion="early"``; ``unet_channels`` not two ints >= 1.
 
     Example::
 
@@ -85,9 +102,13 @@ class T2DNet(nn.Module):
         [0, 3, 6, 9]
         >>> net(torch.randn(1, 12, 33, 47)).shape
         torch.Size([1, 12, 33, 47])
+        >>> [f.shape for f in T2DNet(6, backbone="resnet18", decoder="unet").encode_group(torch.randn(1, 3, 33, 47))]
+        [torch.Size([1, 64, 17, 24]), torch.Size([1, 64, 9, 12])]
     """
 
     __jit_unused_properties__ = ["in_slices"]
+    # TorchScript constant: the branches on it are resolved when scripting (the two decoders take different inputs)
+    __constants__ = ["full_resolution"]
 
     @deprecated_arg(
         "in_slices", since="0.1.0", removed="0.2.0", new_name="num_slices", version_val=__version__,
@@ -108,6 +129,8 @@ class T2DNet(nn.Module):
         ssa_norm: str | tuple = "switchable",
         ssa_pool_size: int = 32,
         pretrained: str | os.PathLike | None = None,
+        decoder: str = "deeplabv3plus",
+        unet_channels: Sequence[int] | None = None,
         in_slices: int | None = None,
     ) -> None:
         super().__init__()
@@ -115,6 +138,7 @@ class T2DNet(nn.Module):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}.")
         fusion = look_up_option(fusion, FUSIONS)
+        decoder = look_up_option(decoder, DECODERS)
         if attention is not None and attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {list(ATTENTIONS)}, got {attention!r}.")
         if fusion == "early" and attention is not None:
@@ -132,6 +156,11 @@ class T2DNet(nn.Module):
         self.out_channels = out_channels
         self.fusion = fusion
         self.attention = attention
+        self.decoder_name = decoder
+        #: True for decoder="unet" (U and the logits at the input size)
+        self.full_resolution = decoder == "unet"
+        #: early features per group (1: f1; 2: stem and f1), the length of each encode_group result
+        self.num_scales = 2 if self.full_resolution else 1
         self.supports_group_cache = fusion == "esm"
         if fusion == "esm":
             self.group_size = group_size
@@ -141,19 +170,19 @@ class T2DNet(nn.Module):
             self.group_size = num_slices
             self.group_starts = [0]
         self.encoder = ResNetEncoder(self.group_size, backbone, output_stride, norm, pretrained)
-        c1 = self.encoder.f1_channels
-        if fusion == "esm":
-            cat_channels = len(self.group_starts) * c1
-            self.compress: nn.Module = nn.Sequential(
-                conv_norm_relu(cat_channels, cat_channels // 2, 1, norm), conv_norm_relu(cat_channels // 2, c1, 1, norm)
-            )
-        else:
-            self.compress = nn.Identity()
-        self.decoder = DeepLabV3PlusDecoder(c1, self.encoder.f2_channels, decoder_channels, aspp=aspp, norm=norm)
-        block = None if attention is None else make_slice_fusion(
-            attention, c1, decoder_channels, norm, ssa_norm, ssa_pool_size
+        c0, c1 = self.encoder.stem_channels, self.encoder.f1_channels
+        groups = len(self.group_starts) if fusion == "esm" else 0
+        self.compress = _compression(groups, c1, norm)
+        # the stride-2 skip's own compression; no parameters (no state-dict keys) unless ESM + "unet"
+        self.compress_stem = _compression(groups if decoder == "unet" else 0, c0, norm)
+        self.decoder = make_decoder(
+            decoder, (c0, c1), self.encoder.f2_channels, decoder_channels, unet_channels, aspp=aspp, norm=norm
         )
-        self.head = make_slice_head(block, decoder_channels, self.group_starts, num_slices, self.group_size, out_channels)
+        u_channels = int(self.decoder.out_channels)
+        block = None if attention is None else make_slice_fusion(
+            attention, c1, u_channels, norm, ssa_norm, ssa_pool_size
+        )
+        self.head = make_slice_head(block, u_channels, self.group_starts, num_slices, self.group_size, out_channels)
 
     @property
     def in_slices(self) -> int:
@@ -161,40 +190,76 @@ class T2DNet(nn.Module):
         warnings.warn("T2DNet.in_slices is deprecated, use num_slices.", FutureWarning, stacklevel=2)
         return self.num_slices
 
+    def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The early features the decoder needs, finest first, ending with f1."""
+        if self.full_resolution:
+            return self.encoder.forward_early(x)
+        return [self.encoder.forward_f1(x)]
+
     @torch.jit.export
-    def encode_group(self, x_group: torch.Tensor) -> torch.Tensor:
-        """f1 of one mini-group: ``(N, group_size, H, W) -> (N, C1, ceil(H/4), ceil(W/4))`` (``fusion="esm"`` only)."""
+    def encode_group(self, x_group: torch.Tensor) -> list[torch.Tensor]:
+        """
+        Early features of one mini-group (``fusion="esm"`` only), finest first, ending with f1:
+        ``(N, group_size, H, W) ->`` ``[f1 (N, C1, ceil(H/4), ceil(W/4))]`` for ``decoder="deeplabv3plus"``,
+        ``[stem (N, 64, ceil(H/2), ceil(W/2)), f1]`` for ``decoder="unet"`` (:attr:`num_scales` tensors).
+        """
         if not self.supports_group_cache:
             raise RuntimeError("encode_group is only defined for fusion='esm' (supports_group_cache is False).")
         if x_group.dim() != 4 or x_group.shape[1] != self.group_size:
             raise ValueError(f"x_group must be (N, {self.group_size}, H, W), got shape {list(x_group.shape)}.")
-        return self.encoder.forward_f1(x_group)
+        return self._encode(x_group)
 
     @torch.jit.export
-    def decode(self, features: list[torch.Tensor], out_size: list[int]) -> torch.Tensor:
+    def decode(self, features: list[list[torch.Tensor]], out_size: list[int]) -> torch.Tensor:
         """
-        Logits from the groups' f1 features (in :attr:`group_starts` order; for early fusion the one f1
-        feature of the window): ``-> (N, num_slices * out_channels, out_size[0], out_size[1])``.
+        Logits from the groups' early features (one :meth:`encode_group` result per group, in
+        :attr:`group_starts` order; for early fusion the one window's features):
+        ``-> (N, num_slices * out_channels, out_size[0], out_size[1])``.
         """
         if len(features) != len(self.group_starts):
             raise ValueError(
                 f"decode expects {len(self.group_starts)} group features (group_starts={self.group_starts}), "
                 f"got {len(features)}."
             )
-        fused = self.compress(torch.cat(features, dim=1))
-        u = self.decoder(fused, self.encoder.forward_f2(fused))
-        logits = self.head(u, features)
-        return F.interpolate(logits, size=[int(out_size[0]), int(out_size[1])], mode="bilinear", align_corners=False)
+        for f in features:
+            if len(f) != self.num_scales:
+                raise ValueError(
+                    f"decode expects {self.num_scales} features per group (decoder='{self.decoder_name}'), got {len(f)}."
+                )
+        f1 = [f[-1] for f in features]  # O_g: each group's f1 feature
+        fused = self.compress(torch.cat(f1, dim=1))
+        high = self.encoder.forward_f2(fused)
+        size = [int(out_size[0]), int(out_size[1])]
+        if self.full_resolution:
+            stem = self.compress_stem(torch.cat([f[0] for f in features], dim=1))
+            u = self.decoder([stem, fused], high, size)
+        else:
+            u = self.decoder(fused, high)
+        logits = self.head(u, f1)
+        if logits.shape[2] == size[0] and logits.shape[3] == size[1]:  # the "unet" decoder ends at out_size
+            return logits
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, num_slices, H, W) -> (N, num_slices * out_channels, H, W)`` logits."""
         if x.dim() != 4 or x.shape[1] != self.num_slices:
             raise ValueError(f"T2DNet expects (N, {self.num_slices}, H, W), got shape {list(x.shape)}.")
         if self.supports_group_cache:
-            features = [self.encoder.forward_f1(x[:, s : s + self.group_size]) for s in self.group_starts]
+            features = [self._encode(x[:, s : s + self.group_size]) for s in self.group_starts]
         else:
-            features = [self.encoder.forward_f1(x)]
+            features = [self._encode(x)]
         return self.decode(features, [x.shape[2], x.shape[3]])
+
+
+def _compression(groups: int, channels: int, norm: str | tuple) -> nn.Module:
+    """ESM's compression of ``groups`` concatenated ``channels``-wide features: two 1x1 conv-norm-ReLU,
+    ``groups * channels -> groups * channels // 2 -> channels``; the identity for ``groups == 0`` (no ESM)."""
+    if groups == 0:
+        return nn.Identity()
+    cat_channels = groups * channels
+    return nn.Sequential(
+        conv_norm_relu(cat_channels, cat_channels // 2, 1, norm), conv_norm_relu(cat_channels // 2, channels, 1, norm)
+    )
 
 
 @deprecated(since="0.1.0", removed="0.2.0", msg_suffix="use t2d_monai.utils.window_starts(num_slices, group_size, group_size).", version_val=__version__)
