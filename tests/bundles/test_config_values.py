@@ -12,7 +12,8 @@ import pytest
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel" / "configs"
 #: top-level ids both standalone configs define; they must agree
 SHARED_IDS = ("view", "num_slices", "group_size", "stride", "backbone", "output_stride", "decoder_channels",
-              "fusion", "attention", "hu_window", "infer_batch_size", "dataset_dir", "ckpt_dir", "ckpt_file",
+              "fusion", "attention", "decoder", "norm", "weighting", "hu_window", "infer_batch_size", "dataset_dir",
+              "ckpt_dir", "ckpt_file",
               "signature", "device", "amp")
 
 

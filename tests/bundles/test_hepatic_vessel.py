@@ -104,7 +104,7 @@ def test_train_writes_signed_checkpoints(trained):
     model = torch.load(trained / "models" / "model.pt", weights_only=True)
     assert model["signature"] == {
         "view": "coronal", "num_slices": 6, "group_size": 3, "backbone": "resnet18", "fusion": "esm", "attention": "ssa",
-        "decoder_channels": 64,
+        "decoder_channels": 64, "decoder": "deeplabv3plus", "norm": "batch",
     }
     state = torch.load(trained / "models" / "checkpoint.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 4 and state["trainer"]["epoch_length"] == 2
@@ -178,7 +178,7 @@ def _write_view_checkpoint(root: Path, view: str, num_slices: int = 6) -> None:
     net = parser.get_parsed_content("network_def")
     fields = {
         "view": view, "num_slices": num_slices, "group_size": 3, "backbone": "resnet18", "fusion": "esm", "attention": "ssa",
-        "decoder_channels": 64,
+        "decoder_channels": 64, "decoder": "deeplabv3plus", "norm": "batch",
     }
     from t2d_monai.bundle import checkpoint_filename
 
@@ -221,6 +221,7 @@ def test_three_view_inference_names_missing_views(trained, dataset, tmp_path):
     [
         ({"num_slices": 9}, "num_slices: the checkpoint was trained with 6, the config asks for 9"),
         ({"view": "axial", "ckpt_file": "MODEL"}, "view: the checkpoint was trained with 'coronal', the config asks for 'axial'"),
+        ({"decoder": "unet"}, "decoder: the checkpoint was trained with 'deeplabv3plus', the config asks for 'unet'"),
     ],
 )
 def test_checkpoint_of_other_settings_is_refused_clearly(trained, dataset, override, match):
