@@ -43,6 +43,8 @@ def _parse_list(value: Any, name: str, cast=str) -> list:
         return []
     if isinstance(value, str):
         value = [v for v in value.split(",") if v.strip()]
+    elif isinstance(value, (int, float)):  # fire passes "--seeds 0" as the number 0
+        value = [value]
     try:
         return [cast(v.strip()) if isinstance(v, str) else cast(v) for v in value]
     except (TypeError, ValueError) as e:

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import contextlib
-import warnings
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -195,18 +193,8 @@ def test_torchscript(fusion, attention, decoder, tmp_path):
     "fusion,attention,decoder",
     [("early", None, "deeplabv3plus"), ("esm", "ssa", "deeplabv3plus"), ("early", None, "unet"), ("esm", "ssa", "unet")],
 )
-def test_onnx(fusion, attention, decoder, tmp_path):
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    net = _net(6, fusion, attention, decoder=decoder).eval()
-    x = torch.randn(1, 6, *HW)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (x,), str(tmp_path / "net.onnx"), dynamo=True, verbose=False)
-    session = ort.InferenceSession(str(tmp_path / "net.onnx"), providers=["CPUExecutionProvider"])
-    out = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-    with torch.no_grad():
-        np.testing.assert_allclose(out, net(x).numpy(), atol=1e-4, rtol=1e-4)
+def test_onnx(fusion, attention, decoder, tmp_path, onnx_matches_eager):
+    onnx_matches_eager(_net(6, fusion, attention, decoder=decoder), torch.randn(1, 6, *HW), tmp_path)
 
 
 def test_paper_default_resnet50():
