@@ -35,7 +35,8 @@ def _fused_feature(net: T2DNet, feats: list[list[torch.Tensor]], size: list[int]
     fused = net.compress(torch.cat([f[-1] for f in feats], 1))
     high = net.encoder.forward_f2(fused)
     if net.decoder_name == "unet":
-        return net.decoder([net.compress_stem(torch.cat([f[0] for f in feats], 1)), fused], high, size)
+        slices, stem = torch.cat([f[0] for f in feats], 1), net.compress_stem(torch.cat([f[1] for f in feats], 1))
+        return net.decoder([slices, stem, fused], high, size)
     return net.decoder(fused, high)
 
 
@@ -50,7 +51,7 @@ def test_shape(num_slices, fusion, attention, decoder):
     assert y.shape == (1, num_slices * 2, *HW)
     assert torch.isfinite(y).all()
     assert net.num_slices == num_slices and net.out_channels == 2 and net.fusion == fusion
-    assert net.decoder_name == decoder and net.num_scales == (2 if decoder == "unet" else 1)
+    assert net.decoder_name == decoder and net.num_scales == (3 if decoder == "unet" else 1)
     assert net.supports_group_cache == (fusion == "esm")
     if fusion == "esm":
         assert net.group_size == min(3, num_slices)
@@ -232,7 +233,7 @@ def test_ill_arg():
         net(torch.randn(1, 5, 16, 16))
     with pytest.raises(ValueError, match="group features"):
         net.decode([[torch.randn(1, 64, 4, 4)]], [16, 16])
-    with pytest.raises(ValueError, match="2 features per group"):
+    with pytest.raises(ValueError, match="3 features per group"):
         _net(6, "esm", None, decoder="unet").decode([[torch.randn(1, 64, 4, 4)]] * 2, [16, 16])
     with pytest.raises(ValueError, match="x_group"):
         net.encode_group(torch.randn(1, 2, 16, 16))

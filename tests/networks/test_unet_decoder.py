@@ -93,7 +93,8 @@ def test_esm_compresses_the_stride2_skip_like_f1():
     first, second = net.compress_stem[0][0], net.compress_stem[1][0]
     assert (first.in_channels, first.out_channels, second.out_channels) == (4 * 64, 2 * 64, 64)
     assert net.head.block.query.in_channels == 64  # SSA's O_g stays the group's f1 feature
-    assert net.head.conv.in_channels == net.decoder.out_channels == 8  # U's width: 32 // 4
+    assert net.head.conv.in_channels == net.decoder.out_channels == 24  # U's width: max(32 // 4, 2 * 12 slices)
+    assert net.decoder.input_channels == 12  # the stride-1 skip: the groups' slices
     early = T2DNet(6, fusion="early", attention=None, decoder="unet", **SMALL)
     assert isinstance(early.compress_stem, torch.nn.Identity) and isinstance(early.compress, torch.nn.Identity)
     custom = T2DNet(6, decoder="unet", unet_channels=(24, 12), **SMALL)
@@ -133,5 +134,21 @@ def test_ill_arg():
     with pytest.raises(ValueError, match="deeplabv3plus"):
         make_decoder("unet3d", (64, 64), 512)
     dec = UNetDecoder((64, 64), 512, 16)
-    with pytest.raises(ValueError, match="two skips"):
+    with pytest.raises(ValueError, match="2 skips"):
         dec([torch.randn(1, 64, 4, 4)], torch.randn(1, 512, 1, 1), [8, 8])
+
+
+def test_input_slices_are_a_stride1_skip():
+    """With input_channels the stride-1 stage sees the input itself: one input pixel reaches the output there."""
+    dec = UNetDecoder((64, 64), 512, 16, input_channels=3).eval()
+    x = torch.zeros(1, 3, 17, 23, requires_grad=True)
+    skips = [x, torch.randn(1, 64, 9, 12), torch.randn(1, 64, 5, 6)]
+    y = dec(skips, torch.randn(1, 512, 2, 2), [17, 23])
+    assert y.shape == (1, dec.out_channels, 17, 23)
+    y[0, :, 8, 11].sum().backward()
+    grad = x.grad.abs().sum(1)[0]
+    assert grad[8, 11] > 0 and grad[0, 0] == 0  # the 3x3 convs reach 2 pixels, not the corner
+    with pytest.raises(ValueError, match="3 skips"):
+        dec(skips[1:], torch.randn(1, 512, 2, 2), [17, 23])
+    with pytest.raises(ValueError, match="input_channels"):
+        UNetDecoder((64, 64), 512, 16, input_channels=-1)

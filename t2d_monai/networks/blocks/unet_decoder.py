@@ -61,7 +61,8 @@ class UNetDecoder(nn.Module):
       skip ``skips[1]``, width ``channels`` (``high`` projected, resized to the skip's size, fused with the
       skip projected to ``low_proj_channels``);
     - stride 2: :class:`UpsampleBlock` to ``skips[0]``'s size with that skip, width ``stage_channels[0]``;
-    - stride 1: :class:`UpsampleBlock` to ``out_size`` without skip, width ``stage_channels[1]``.
+    - stride 1: :class:`UpsampleBlock` to ``out_size``, width ``stage_channels[1]``, with the network's input
+      slices as the skip when ``input_channels > 0`` (then ``skips`` starts with them), else without skip.
 
     Every stage resizes to the size it is given (the skip's, then ``out_size``), so any input size works,
     odd ones included (a stride-2 stem gives ``ceil(H/2)``, not ``H/2``).
@@ -75,9 +76,11 @@ class UNetDecoder(nn.Module):
         low_proj_channels: width of the projected stride-4 skip. Defaults to 48.
         aspp: an ASPP on ``high`` (see :class:`DeepLabV3PlusDecoder`). Defaults to False.
         norm: MONAI norm name or ``(name, kwargs)``. Defaults to ``"batch"``.
+        input_channels: channels of a stride-1 skip (the input slices themselves, which carry a one-pixel vessel
+            exactly where it is); 0: no stride-1 skip. Defaults to 0.
 
     Raises:
-        ValueError: ``skip_channels`` or ``stage_channels`` not two ints >= 1.
+        ValueError: ``skip_channels`` or ``stage_channels`` not two ints >= 1, or ``input_channels < 0``.
 
     Example::
 
@@ -96,8 +99,11 @@ class UNetDecoder(nn.Module):
         low_proj_channels: int = 48,
         aspp: bool = False,
         norm: str | tuple = "batch",
+        input_channels: int = 0,
     ) -> None:
         super().__init__()
+        if isinstance(input_channels, bool) or not isinstance(input_channels, int) or input_channels < 0:
+            raise ValueError(f"input_channels must be an int >= 0, got {input_channels!r}.")
         skip_channels = _two_widths("skip_channels", skip_channels, "(stride-2 skip, stride-4 skip)")
         stages = _two_widths(
             "stage_channels",
@@ -109,16 +115,22 @@ class UNetDecoder(nn.Module):
         self.out_channels = stages[1]
         self.stride4 = DeepLabV3PlusDecoder(skip_channels[1], high_channels, channels, low_proj_channels, aspp, norm)
         self.stride2 = UpsampleBlock(channels, skip_channels[0], stages[0], norm)
-        self.stride1 = UpsampleBlock(stages[0], 0, stages[1], norm)
+        self.input_channels = int(input_channels)
+        self.stride1 = UpsampleBlock(stages[0], self.input_channels, stages[1], norm)
 
     def forward(self, skips: list[torch.Tensor], high: torch.Tensor, out_size: list[int]) -> torch.Tensor:
-        """``skips [(N, C_s2, h2, w2), (N, C_s4, h4, w4)]``, ``high (N, C_h, h', w')``, ``out_size [H, W]``
-        -> ``(N, stage_channels[1], H, W)``."""
-        if len(skips) != 2:
-            raise ValueError(f"UNetDecoder expects two skips [stride 2, stride 4], got {len(skips)}.")
-        x = self.stride4(skips[1], high)
-        x = self.stride2(x, skips[0], [skips[0].shape[2], skips[0].shape[3]])
-        return self.stride1(x, None, out_size)
+        """``skips [(N, C_s2, h2, w2), (N, C_s4, h4, w4)]`` (with ``input_channels``: ``[(N, C_in, H, W), ...]``
+        first), ``high (N, C_h, h', w')``, ``out_size [H, W]`` -> ``(N, stage_channels[1], H, W)``."""
+        wanted = 3 if self.input_channels > 0 else 2
+        if len(skips) != wanted:
+            raise ValueError(
+                f"UNetDecoder expects {wanted} skips ({'[input, ' if wanted == 3 else '['}stride 2, stride 4]), "
+                f"got {len(skips)}."
+            )
+        x = self.stride4(skips[-1], high)
+        x = self.stride2(x, skips[-2], [skips[-2].shape[2], skips[-2].shape[3]])
+        top: Optional[torch.Tensor] = skips[0] if self.input_channels > 0 else None
+        return self.stride1(x, top, out_size)
 
 
 def _two_widths(name: str, value: Sequence[int], meaning: str) -> tuple[int, int]:
@@ -141,12 +153,14 @@ def make_decoder(
     unet_channels: Sequence[int] | None = None,
     aspp: bool = False,
     norm: str | tuple = "batch",
+    input_channels: int = 0,
 ) -> nn.Module:
     """
     The decoder ``name`` (one of :data:`DECODERS`) of T2DNet and DeepLabV3Plus: ``"deeplabv3plus"``
     (:class:`DeepLabV3PlusDecoder`, takes the last of ``skip_channels`` as its low-level channels, ignores
     ``unet_channels``) or ``"unet"`` (:class:`UNetDecoder`, ``skip_channels`` = (stride 2, stride 4),
-    ``unet_channels`` its ``stage_channels``). Its output width is ``out_channels``.
+    ``unet_channels`` its ``stage_channels``, ``input_channels`` its stride-1 skip). Its output width is
+    ``out_channels``.
 
     Raises:
         ValueError: unknown ``name`` (the message lists the options); ``unet_channels`` not two ints >= 1.
@@ -155,5 +169,6 @@ def make_decoder(
     if name == "unet":
         if unet_channels is not None:
             unet_channels = _two_widths("unet_channels", unet_channels, "(stride-2 stage, stride-1 stage)")
-        return UNetDecoder(skip_channels, high_channels, channels, unet_channels, aspp=aspp, norm=norm)
+        return UNetDecoder(skip_channels, high_channels, channels, unet_channels, aspp=aspp, norm=norm,
+                           input_channels=input_channels)
     return DeepLabV3PlusDecoder(list(skip_channels)[-1], high_channels, channels, aspp=aspp, norm=norm)

@@ -87,6 +87,7 @@ class DeepLabV3Plus(nn.Module):
             unet_channels,
             aspp=aspp,
             norm=norm,
+            input_channels=in_channels if self.full_resolution else 0,
         )
         self.head = nn.Conv2d(int(self.decoder.out_channels), out_channels, 1)
 
@@ -95,7 +96,7 @@ class DeepLabV3Plus(nn.Module):
         size = [x.shape[2], x.shape[3]]
         if self.full_resolution:
             skips = self.encoder.forward_early(x)
-            return self.head(self.decoder(skips, self.encoder.forward_f2(skips[1]), size))
+            return self.head(self.decoder([x] + skips, self.encoder.forward_f2(skips[1]), size))
         low = self.encoder.forward_f1(x)
         feat = self.decoder(low, self.encoder.forward_f2(low))
         return F.interpolate(self.head(feat), size=size, mode="bilinear", align_corners=False)

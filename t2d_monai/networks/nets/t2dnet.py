@@ -16,7 +16,7 @@ from t2d_monai import __version__
 from t2d_monai.networks.blocks.conv import conv_norm_relu
 from t2d_monai.networks.blocks.slice_attention import make_slice_fusion
 from t2d_monai.networks.blocks.slice_heads import make_slice_head
-from t2d_monai.networks.blocks.unet_decoder import DECODERS, make_decoder
+from t2d_monai.networks.blocks.unet_decoder import DECODERS, default_unet_channels, make_decoder
 from t2d_monai.networks.nets.resnet_encoder import ResNetEncoder
 from t2d_monai.utils.windows import window_starts
 
@@ -86,8 +86,10 @@ class T2DNet(nn.Module):
             group's or window's channel count), or None. Nothing is downloaded. Defaults to None.
         decoder: ``"deeplabv3plus"`` or ``"unet"``. Defaults to ``"deeplabv3plus"`` (the paper's).
         unet_channels: widths of the ``"unet"`` decoder's stride-2 and stride-1 stages (the stride-1 one is
-            U's width, seen by the head and attention); None: ``(decoder_channels // 2, decoder_channels // 4)``.
-            Ignored by ``"deeplabv3plus"``. Defaults to None.
+            U's width, seen by the head and attention); None: ``(decoder_channels // 2, max(decoder_channels // 4,
+            2 * num_slices * out_channels))``, so U has at least two channels per predicted map. The ``"unet"``
+            decoder's stride-1 stage also sees the window's slices themselves (a skip at full resolution). Ignored
+            by ``"deeplabv3plus"``. Defaults to None.
         in_slices: deprecated name of ``num_slices`` (removed in 0.2.0).
 
     Raises:
@@ -159,8 +161,9 @@ class T2DNet(nn.Module):
         self.decoder_name = decoder
         #: True for decoder="unet" (U and the logits at the input size)
         self.full_resolution = decoder == "unet"
-        #: early features per group (1: f1; 2: stem and f1), the length of each encode_group result
-        self.num_scales = 2 if self.full_resolution else 1
+        #: early features per group (1: f1; 3: the group's input slices, stem and f1), the length of each
+        #: encode_group result
+        self.num_scales = 3 if self.full_resolution else 1
         self.supports_group_cache = fusion == "esm"
         if fusion == "esm":
             self.group_size = group_size
@@ -175,8 +178,16 @@ class T2DNet(nn.Module):
         self.compress = _compression(groups, c1, norm)
         # the stride-2 skip's own compression; no parameters (no state-dict keys) unless ESM + "unet"
         self.compress_stem = _compression(groups if decoder == "unet" else 0, c0, norm)
+        if self.full_resolution and unet_channels is None:
+            # U at full resolution predicts every slice of the window: at least two channels per output map
+            stride2, stride1 = default_unet_channels(decoder_channels)
+            unet_channels = (stride2, max(stride1, 2 * num_slices * out_channels))
+        # the stride-1 skip: the window's slices as the groups hold them (ESM: every group's slices, a slice in
+        # two overlapping groups twice)
+        input_channels = len(self.group_starts) * self.group_size if self.full_resolution else 0
         self.decoder = make_decoder(
-            decoder, (c0, c1), self.encoder.f2_channels, decoder_channels, unet_channels, aspp=aspp, norm=norm
+            decoder, (c0, c1), self.encoder.f2_channels, decoder_channels, unet_channels, aspp=aspp, norm=norm,
+            input_channels=input_channels,
         )
         u_channels = int(self.decoder.out_channels)
         block = None if attention is None else make_slice_fusion(
@@ -193,7 +204,7 @@ class T2DNet(nn.Module):
     def _encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The early features the decoder needs, finest first, ending with f1."""
         if self.full_resolution:
-            return self.encoder.forward_early(x)
+            return [x] + self.encoder.forward_early(x)
         return [self.encoder.forward_f1(x)]
 
     @torch.jit.export
@@ -201,7 +212,8 @@ class T2DNet(nn.Module):
         """
         Early features of one mini-group (``fusion="esm"`` only), finest first, ending with f1:
         ``(N, group_size, H, W) ->`` ``[f1 (N, C1, ceil(H/4), ceil(W/4))]`` for ``decoder="deeplabv3plus"``,
-        ``[stem (N, 64, ceil(H/2), ceil(W/2)), f1]`` for ``decoder="unet"`` (:attr:`num_scales` tensors).
+        ``[x_group, stem (N, 64, ceil(H/2), ceil(W/2)), f1]`` for ``decoder="unet"`` (:attr:`num_scales`
+        tensors; the group's slices themselves are the decoder's stride-1 skip).
         """
         if not self.supports_group_cache:
             raise RuntimeError("encode_group is only defined for fusion='esm' (supports_group_cache is False).")
@@ -231,8 +243,9 @@ class T2DNet(nn.Module):
         high = self.encoder.forward_f2(fused)
         size = [int(out_size[0]), int(out_size[1])]
         if self.full_resolution:
-            stem = self.compress_stem(torch.cat([f[0] for f in features], dim=1))
-            u = self.decoder([stem, fused], high, size)
+            slices = torch.cat([f[0] for f in features], dim=1)
+            stem = self.compress_stem(torch.cat([f[1] for f in features], dim=1))
+            u = self.decoder([slices, stem, fused], high, size)
         else:
             u = self.decoder(fused, high)
         logits = self.head(u, f1)
