@@ -20,6 +20,7 @@ never repeated; an interrupted training continues from its ``models/checkpoint.p
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import sys
 from collections.abc import Sequence
@@ -123,7 +124,7 @@ def benchmark(
         python -m t2d_monai benchmark --out_dir runs/cpu --docs_dir docs --notes docs/results_reading.md
         python -m t2d_monai benchmark --preset gpu --device cuda --dataset_dir /data/Task08_HepaticVessel
     """
-    command = "python -m t2d_monai benchmark " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["benchmark"] else None
+    command = "python -m t2d_monai benchmark " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["benchmark"] else None
     name = preset or ("tiny" if tiny else "quick" if quick else ("cpu" if device == "cpu" else "gpu"))
     if name not in PRESETS:
         raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}.")
