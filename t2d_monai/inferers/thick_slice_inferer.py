@@ -82,7 +82,7 @@ class ThickSliceInferer(Inferer):
     wrapper) implements :class:`~t2d_monai.networks.GroupCacheNetwork` with ``supports_group_cache = True``
     (T2DNet with ``fusion="esm"``), the inferer calls
     ``encode_group`` once per absolute group start and ``decode`` per window batch, reusing each
-    group's encoding (every tensor of the list ``encode_group`` returns: ``[f1]``, or ``[stem, f1]``
+    group's encoding (every tensor of the list ``encode_group`` returns: ``[f1]``, or ``[slices, stem, f1]``
     for T2DNet's ``decoder="unet"``) across overlapping windows: with 15 slices, groups of 3 and
     stride 1 that is 5 times fewer f1 passes, with the same output as the plain forward (float32,
     < 1e-5). The cache is skipped when ``cache_f1=False`` or extra ``*args``/``**kwargs`` are passed

@@ -67,7 +67,7 @@ class T2DNet(nn.Module):
         net.decode([net.encode_group(x[:, s : s + net.group_size]) for s in net.group_starts], [H, W]) == net(x)
 
     ``encode_group`` returns the group's early features, finest first, ending with f1: ``[f1]`` for
-    ``"deeplabv3plus"``, ``[stem, f1]`` for ``"unet"``.
+    ``"deeplabv3plus"``, ``[slices, stem, f1]`` for ``"unet"``.
 
     Args:
         num_slices: slices per input window (k), >= 1.
