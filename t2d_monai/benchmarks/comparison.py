@@ -32,6 +32,7 @@ import torch
 from t2d_monai.benchmarks.methods import METHODS, PRESETS, Method, resolve_method
 from t2d_monai.benchmarks.report import COLUMNS, machine_description, markdown, plot, plot_curves, summary
 from t2d_monai.benchmarks.runner import MethodRun, evaluate, load_average, log, prepare_data, train, write_json
+from t2d_monai.bundle.layout import parse_configs
 from t2d_monai.bundle.paths import bundle_dir
 from t2d_monai.utils.files import write_atomic, write_csv_atomic
 
@@ -267,12 +268,8 @@ def _choose_learning_rate(method: Method, grid: list[float], seed: int, out: Pat
 
 def _split(dataset: str, budget: dict) -> dict:
     """The bundle's train/validation/test split of ``dataset`` under the benchmark's split settings."""
-    from monai.bundle import ConfigParser
-
-    probe = ConfigParser()
-    probe.read_config([str(bundle_dir() / "configs" / "train.json")])
-    probe.update({k: v for k, v in budget.items() if k in ("num_test", "num_validation", "split_seed")})
-    probe.update({"dataset_dir": dataset})
+    split_settings = {k: v for k, v in budget.items() if k in ("num_test", "num_validation", "split_seed")}
+    probe = parse_configs([bundle_dir() / "configs" / "train.json"], bundle_dir(), {**split_settings, "dataset_dir": dataset})
     return probe.get_parsed_content("datasplit")
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from t2d_monai.benchmarks.methods import Method
+from t2d_monai.bundle.layout import parse_configs
 from t2d_monai.bundle.paths import DEFAULT_VIEW, checkpoint_filename
 from t2d_monai.transforms.view_permute import VIEWS
 from t2d_monai.utils.files import write_atomic
@@ -88,12 +89,8 @@ class MethodRun:
         )
 
     def parser(self, files: list[str], **extra):
-        from monai.bundle import ConfigParser
-
-        parser = ConfigParser()
-        parser.read_config(files)
-        parser.update({**self.overrides, **extra})
-        return parser
+        """A :class:`monai.bundle.ConfigParser` over ``files`` with this run's overrides (and ``extra``)."""
+        return parse_configs(files, self.root, {**self.overrides, **extra})
 
 
 def _curve_file(run: MethodRun, view: str | None) -> Path:
