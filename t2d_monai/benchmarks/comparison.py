@@ -31,6 +31,7 @@ import torch
 
 from t2d_monai.benchmarks.methods import METHODS, PRESETS, Method, resolve_method
 from t2d_monai.benchmarks.report import COLUMNS, machine_description, markdown, plot, plot_curves, summary
+from t2d_monai.benchmarks.threshold_baseline import best_global_threshold
 from t2d_monai.benchmarks.runner import MethodRun, evaluate, load_average, log, prepare_data, train, write_json
 from t2d_monai.bundle.layout import parse_configs
 from t2d_monai.bundle.paths import bundle_dir
@@ -184,6 +185,7 @@ def benchmark(
     load_eval = load_average()
     log(f"evaluating {len(run_methods)} methods x {len(seed_list)} seeds on {len(cases)} held-out cases, one after "
         f"another (load {load_eval})")
+    threshold = best_global_threshold(cases)
     rows, per_case = [], []
     for method in run_methods:
         lr, runs = trained[method.name]
@@ -208,6 +210,7 @@ def benchmark(
                  "slabs or patches",
         "preset": name, "overrides": {k: v for k, v in budget.items() if k != "spatial_size"},
         "seeds": seed_list, "learning_rates": grid, "extra_overlays": list(extra),
+        "threshold_dice": threshold["mean_dice"], "threshold_hu": threshold["hu"],
     }
     curves = {m.name: [record for _, record in trained[m.name][1]] for m in run_methods}
     return _write_outputs(out, rows, per_case, curves, info, notes, docs_dir)

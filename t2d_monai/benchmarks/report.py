@@ -17,7 +17,7 @@ import torch
 from t2d_monai.benchmarks.machine import cpu_name
 from t2d_monai.utils.files import write_atomic
 
-__all__ = ["COLUMNS", "compare", "machine_description", "markdown", "plot", "plot_curves", "summary"]
+__all__ = ["COLUMNS", "compare", "machine_description", "markdown", "plot", "plot_curves", "still_rising", "summary"]
 
 _TEMPLATE = Path(__file__).resolve().parent / "templates" / "comparison.md"
 
@@ -27,6 +27,22 @@ def machine_description(device: str, threads: int) -> str:
     dev = device if not device.startswith("cuda") else torch.cuda.get_device_name(torch.device(device))
     return (f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} logical CPUs, torch threads {threads}, "
             f"device {dev}, torch {torch.__version__}, Python {platform.python_version()}")
+
+
+#: a learning curve is "still rising" when its best validation Dice in the last 30 % of the validations exceeds
+#: the best before them by more than this
+RISING_MARGIN = 0.01
+
+
+def still_rising(curve: list[list[float]]) -> bool:
+    """Whether a learning curve ``[[iteration, validation Dice], ...]`` was still rising at the end of training:
+    its best in the last 30 % of the validations is above the best before them by more than :data:`RISING_MARGIN`
+    (False with fewer than 4 validations: too short to tell)."""
+    values = [float(v) for _, v in curve]
+    if len(values) < 4:
+        return False
+    cut = int(round(0.7 * len(values)))
+    return max(values[cut:]) > max(values[:cut]) + RISING_MARGIN
 
 
 def summary(name: str, label: str, per_seed: list[tuple[dict, dict, dict]], learning_rate: float | None) -> dict:
@@ -58,6 +74,8 @@ def summary(name: str, label: str, per_seed: list[tuple[dict, dict, dict]], lear
         "params_m": round(per_seed[0][1]["params"] / 1e6, 3),
         "train_time_s": round(float(np.mean([rec["train_time_s"] for rec, _, _ in per_seed])), 2),
         "iterations": per_seed[0][0]["iterations"],
+        "still_rising": f"{sum(any(still_rising(v.get('curve') or []) for v in rec['views']) for rec, _, _ in per_seed)}"
+                        f"/{len(per_seed)}",
     }
 
 
@@ -117,12 +135,13 @@ def plot_curves(curves: dict[str, list[dict]], path: Path) -> None:
 
 COLUMNS = ["method", "what", "dice_mean", "dice_seed_std", "dice_seed_range", "dice_per_seed", "seeds",
            "learning_rate", "best_val_dice", "dice_std", "dice_per_case", "dice_train_cases", "stride4_ceiling",
-           "inter_slice_similarity", "latency_s", "params_m", "train_time_s", "iterations", "pred_fg_pct",
-           "label_fg_pct"]
+           "inter_slice_similarity", "latency_s", "params_m", "train_time_s", "iterations", "still_rising",
+           "pred_fg_pct", "label_fg_pct"]
 _HEAD = ["method", "what", "Dice mean (over seeds)", "Dice std over seeds", "Dice range over seeds", "Dice per seed",
          "seeds", "learning rate", "best validation Dice", "Dice std over cases", "Dice per case (mean over seeds)",
          "Dice on training cases", "stride-4 ceiling", "InterSliceSim. (lower better)", "latency / volume (s)",
-         "params (M)", "train time per seed (s)", "iterations", "predicted vessel %", "true vessel %"]
+         "params (M)", "train time per seed (s)", "iterations", "seeds still rising at the end", "predicted vessel %",
+         "true vessel %"]
 _EARLY_FUSION = re.compile(r"(early_k|deeplab_k)(\d+)")
 _T2D = re.compile(r"t2d(_k(\d+))?")
 
@@ -149,8 +168,9 @@ def _references(rows: list[dict]) -> dict[str, dict]:
     return {k: v for k, v in refs.items() if v is not None}
 
 
-def _target_check(rows: list[dict]) -> list[str]:
-    """The comparison's targets (issue: T2D wins where users can check it), each met or missed with its distance."""
+def _target_check(rows: list[dict], threshold_dice: float | None = None) -> list[str]:
+    """The comparison's targets (issue: T2D wins where users can check it), each met or missed with its distance;
+    ``threshold_dice``: the best global HU threshold's Dice on the same cases (a floor every network should pass)."""
     t2d = [r for r in rows if (m := _T2D.fullmatch(r["method"])) and (m.group(2) is None or int(m.group(2)) >= 6)]
     refs = _references(rows)
     if not t2d or not refs:
@@ -158,6 +178,10 @@ def _target_check(rows: list[dict]) -> list[str]:
     best = max(t2d, key=lambda r: r["dice_mean"])
     lines = [f"Targets, checked by the command for the best T2D row with k >= 6 (`{best['method']}`, "
              f"Dice {best['dice_mean']:.4f}):", ""]
+    if threshold_dice is not None:
+        lines.append(f"- above the best global HU threshold ({threshold_dice:.4f}): "
+                     f"{'met' if best['dice_mean'] > threshold_dice else 'missed'} "
+                     f"(distance {best['dice_mean'] - threshold_dice:+.4f})")
     for name in ("best early fusion", "single slice"):
         if name in refs:
             ref = refs[name]
@@ -166,6 +190,11 @@ def _target_check(rows: list[dict]) -> list[str]:
             verdict = ("met" if margin > 0 else "missed") if seeded else "not checkable with one seed"
             lines.append(f"- above {name} (`{ref['method']}`, {ref['dice_mean']:.4f}) by more than the seed spread: "
                          f"{verdict} (margin beyond the spread {margin:+.4f})")
+    if "single slice" in refs:
+        ref = refs["single slice"]
+        rising, total = (int(n) for n in str(ref["still_rising"]).split("/"))
+        lines.append(f"- a budget at which the single-slice row's validation Dice has stopped rising: "
+                     f"{'met' if rising == 0 else 'missed'} ({rising} of {total} seed(s) still rising at the end)")
     if "3D U-Net" in refs:
         ref = refs["3D U-Net"]
         lines.append(f"- at least the 3D U-Net's Dice ({ref['dice_mean']:.4f}): "
@@ -181,7 +210,8 @@ def _target_check(rows: list[dict]) -> list[str]:
 def markdown(rows: list[dict], info: dict[str, Any], image: str, curves_image: str, notes: str | None) -> str:
     """The comparison page: ``templates/comparison.md`` filled with ``info``, the table of ``rows``, the plots,
     each row against the reference rows (calls only beyond the seed spread), the target check, and ``notes``."""
-    lines = [_TEMPLATE.read_text().format(**{**info, "overrides": json.dumps(info["overrides"])}).rstrip(), "",
+    lines = [_TEMPLATE.read_text().format(**{**info, "overrides": json.dumps(info["overrides"]),
+                                                      "rising_margin": RISING_MARGIN}).rstrip(), "",
              "| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
     for row in rows:
         lines.append("| " + " | ".join(str(row[c]) for c in COLUMNS) + " |")
@@ -193,7 +223,7 @@ def markdown(rows: list[dict], info: dict[str, Any], image: str, curves_image: s
                 ratio = r["latency_s"] / ref["latency_s"] if ref["latency_s"] > 0 else float("nan")
                 lines.append(f"- `{r['method']}`: {compare(r, ref)}; latency x{ratio:.2f}")
         lines.append("")
-    lines += _target_check(rows)
+    lines += _target_check(rows, info.get("threshold_dice"))
     if notes:
         lines += [notes.rstrip(), ""]
     return "\n".join(lines)

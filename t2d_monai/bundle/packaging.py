@@ -89,15 +89,25 @@ def _check_checkpoint(checkpoint: Path, inference_config: Path, bundle_root: Pat
         ) from e
 
 
-def _sync_metadata_channels(metadata: dict[str, Any], num_slices: Any) -> None:
-    """The network maps a slab of ``num_slices`` slices to ``num_slices`` logits: keep the metadata in step."""
-    if not isinstance(num_slices, int):
-        return
+#: instance norm needs more than one value per channel: the stride-16 features of a 16x16 slice are 1x1
+_MIN_SIDE = {"instance": 32}
+
+
+def _sync_metadata(metadata: dict[str, Any], inference: dict[str, Any]) -> None:
+    """Keep the metadata's network format in step with the baked ``inference.json``: the network maps a slab of
+    ``num_slices`` slices to ``num_slices`` logits, and with instance norm a slice side must be a multiple of 32
+    (the stride-16 features need at least 2x2 values), not only of 16."""
+    num_slices, norm = inference.get("num_slices"), inference.get("norm")
+    side = _MIN_SIDE.get(norm if isinstance(norm, str) else "", 16)
     fmt = metadata.get("network_data_format", {})
     for section, name in (("inputs", "image"), ("outputs", "pred")):
         entry = fmt.get(section, {}).get(name)
-        if isinstance(entry, dict) and "num_channels" in entry:
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(num_slices, int) and "num_channels" in entry:
             entry["num_channels"] = num_slices
+        if "spatial_shape" in entry:
+            entry["spatial_shape"] = [f"{side}*n"] * len(entry["spatial_shape"])
 
 
 def _ignore(directory: str, names: list[str]) -> set[str]:
@@ -122,7 +132,8 @@ def package_bundle(
     ``overrides`` (only ids they define), because MONAI Label and the zoo's CI read these files alone. The
     checkpoint must match them: its signature (view, num_slices, backbone, ...) is checked and its weights are
     loaded strictly into ``network_def`` before anything is written. The metadata's channel counts follow
-    ``num_slices``. Training state (``models/checkpoint*.pt``) and outputs (``eval/``) are left out.
+    ``num_slices`` and its slice sides the normalisation (multiples of 32 with instance norm). Training state
+    (``models/checkpoint*.pt``) and outputs (``eval/``) are left out.
 
     Args:
         bundle: the bundle folder (with ``configs/``), e.g. ``bundles/hepatic_vessel``.
@@ -193,7 +204,7 @@ def package_bundle(
                 f"overlay/override ids {unused} are defined in none of {list(BASE_CONFIGS)}; check their spelling."
             )
         metadata = load_json(stage / "configs" / "metadata.json")
-        _sync_metadata_channels(metadata, load_json(stage / "configs" / "inference.json").get("num_slices"))
+        _sync_metadata(metadata, load_json(stage / "configs" / "inference.json"))
         write_json(stage / "configs" / "metadata.json", metadata)
         if checkpoint is not None:
             _check_checkpoint(checkpoint, stage / "configs" / "inference.json", stage)

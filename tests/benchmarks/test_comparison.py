@@ -92,6 +92,10 @@ def test_tiny_benchmark_writes_a_well_formed_table(tiny_run):
     assert (run / "comparison.png").read_bytes()[:4] == b"\x89PNG"
     assert (run / "curves.png").read_bytes()[:4] == b"\x89PNG" and (out / "docs" / "images" / "curves.png").is_file()
     assert "one seed, no spread measured, no call" in text  # one seed: nothing is called a win
+    # the HU-threshold floor is computed on the same held-out case and checked as a target
+    info = json.loads((run / "comparison_info.json").read_text())
+    assert 0.0 < info["threshold_dice"] <= 1.0 and f"mean Dice of {info['threshold_dice']:.4f}" in text
+    assert f"above the best global HU threshold ({info['threshold_dice']:.4f})" in text
     assert all(int(r["seeds"]) == 1 and r["learning_rate"] == "config" for r in rows)
     assert (out / "docs" / "images" / "comparison.png").is_file()
     assert "images/comparison.png" in (out / "docs" / "results.md").read_text()

@@ -35,9 +35,10 @@ def bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    """An untrained but signed checkpoint of the SMALL settings, in the format the bundle's trainer writes."""
+    """An untrained but signed checkpoint of ``cpu_small.json`` with the SMALL settings, in the format the bundle's
+    trainer writes."""
     parser = ConfigParser()
-    parser.read_config(str(BUNDLE / "configs" / "inference.json"))
+    parser.read_config([str(BUNDLE / "configs" / "inference.json"), str(BUNDLE / "configs" / "cpu_small.json")])
     parser.update(SMALL)
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"

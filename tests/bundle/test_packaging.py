@@ -51,12 +51,15 @@ def test_package_bundle_folder(packaged, checkpoint):
     assert inference["network_def"]["num_slices"] == "@num_slices", "expressions stay expressions"
     meta = json.loads((packaged / "configs" / "metadata.json").read_text())["network_data_format"]
     assert meta["inputs"]["image"]["num_channels"] == meta["outputs"]["pred"]["num_channels"] == 6
+    # cpu_small.json's instance norm needs 2x2 values at stride 16: the slice sides become multiples of 32
+    assert inference["norm"] == "instance"
+    assert meta["inputs"]["image"]["spatial_shape"] == meta["outputs"]["pred"]["spatial_shape"] == ["32*n", "32*n"]
     assert (packaged / "models" / "model.pt").read_bytes() == checkpoint.read_bytes()
 
 
 def test_package_bundle_zip_and_hosted_weights(bundle, checkpoint, small, tmp_path):
-    archive = package_bundle(str(bundle), str(tmp_path / "hv.zip"), model=str(checkpoint), overrides=small,
-                             weights_url="https://example.org/model.pt")
+    archive = package_bundle(str(bundle), str(tmp_path / "hv.zip"), model=str(checkpoint), overlays="cpu_small.json",
+                             overrides=small, weights_url="https://example.org/model.pt")
     with zipfile.ZipFile(archive) as z:
         names = set(z.namelist())
         large = z.read("hv/large_files.yml").decode()

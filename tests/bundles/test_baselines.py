@@ -32,7 +32,7 @@ TINY = {
 }
 #: 3D: patches the networks accept (UNet/VNet: multiples of 16; AHNet: 32 or more per axis, PSP only from 128)
 TINY_3D = {k: v for k, v in TINY.items() if k not in ("num_slices", "spatial_size")}
-TINY_3D.update(patch_size=[16, 16, 16], slabs_per_volume=2)  # batch 2: UNet's 1x1x1 bottom needs it for BatchNorm
+TINY_3D.update(patch_size=[32, 32, 32], slabs_per_volume=2)  # UNet's 2x2x2 bottom: instance norm needs > 1 voxel
 pytestmark = pytest.mark.slow
 
 CASES_2D = [
@@ -97,7 +97,7 @@ def test_2d_baseline_trains_and_signs_its_checkpoint(dataset, tmp_path, name, fi
         bundle_root=str(tmp_path), dataset_dir=str(dataset), **overrides,
     ))
     expected = {"view": "coronal", "num_slices": 6, "group_size": 3, "backbone": "resnet18", "fusion": "esm",
-                "attention": "ssa", "decoder_channels": 64, "decoder": "deeplabv3plus", "norm": "batch", **fields}
+                "attention": "ssa", "decoder_channels": 64, "decoder": "unet", "norm": "instance", **fields}
     assert torch.load(tmp_path / "models" / "model.pt", weights_only=True)["signature"] == expected
     assert torch.load(tmp_path / "models" / "checkpoint.pt", weights_only=True)["trainer"]["iteration"] == 2
     net = wf.parser.get_parsed_content("network_def")
@@ -126,11 +126,11 @@ def test_3d_baseline_trains_with_patches_and_poly_lr(dataset, tmp_path, name, cl
     # two polynomial steps out of two iterations: the learning rate has reached 0
     assert parser.get_parsed_content("optimizer").param_groups[0]["lr"] == pytest.approx(0.0)
     inferer = parser.get_parsed_content("validate#inferer")
-    assert inferer.overlap == 0.75 and list(inferer.roi_size) == list(extra.get("patch_size", [16, 16, 16]))
+    assert inferer.overlap == 0.75 and list(inferer.roi_size) == list(extra.get("patch_size", [32, 32, 32]))
     sample = parser.get_parsed_content("train#dataset")[0]
-    assert [tuple(s["image"].shape) for s in sample] == [(1, *extra.get("patch_size", [16, 16, 16]))] * 2
+    assert [tuple(s["image"].shape) for s in sample] == [(1, *extra.get("patch_size", [32, 32, 32]))] * 2
     signature = torch.load(tmp_path / "models" / "model.pt", weights_only=True)["signature"]
-    patch = "x".join(map(str, extra.get("patch_size", [16, 16, 16])))
+    patch = "x".join(map(str, extra.get("patch_size", [32, 32, 32])))
     assert signature == {"network": cls, "spatial_dims": 3, "patch_size": patch}
 
 

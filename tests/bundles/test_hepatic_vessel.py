@@ -104,7 +104,7 @@ def test_train_writes_signed_checkpoints(trained):
     model = torch.load(trained / "models" / "model.pt", weights_only=True)
     assert model["signature"] == {
         "view": "coronal", "num_slices": 6, "group_size": 3, "backbone": "resnet18", "fusion": "esm", "attention": "ssa",
-        "decoder_channels": 64, "decoder": "deeplabv3plus", "norm": "batch",
+        "decoder_channels": 64, "decoder": "unet", "norm": "instance",  # the CPU overlay's recipe
     }
     state = torch.load(trained / "models" / "checkpoint.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 4 and state["trainer"]["epoch_length"] == 2
@@ -173,12 +173,12 @@ def _write_view_checkpoint(root: Path, view: str, num_slices: int = 6) -> None:
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
-    parser.read_config(str(CONFIGS / "inference.json"))
+    parser.read_config([str(CONFIGS / "inference.json"), str(CONFIGS / "cpu_small.json")])
     parser.update({**TINY, "num_slices": num_slices, "view": view})
     net = parser.get_parsed_content("network_def")
     fields = {
         "view": view, "num_slices": num_slices, "group_size": 3, "backbone": "resnet18", "fusion": "esm", "attention": "ssa",
-        "decoder_channels": 64, "decoder": "deeplabv3plus", "norm": "batch",
+        "decoder_channels": 64, "decoder": "unet", "norm": "instance",
     }
     from t2d_monai.bundle import checkpoint_filename
 
@@ -221,7 +221,7 @@ def test_three_view_inference_names_missing_views(trained, dataset, tmp_path):
     [
         ({"num_slices": 9}, "num_slices: the checkpoint was trained with 6, the config asks for 9"),
         ({"view": "axial", "ckpt_file": "MODEL"}, "view: the checkpoint was trained with 'coronal', the config asks for 'axial'"),
-        ({"decoder": "unet"}, "decoder: the checkpoint was trained with 'deeplabv3plus', the config asks for 'unet'"),
+        ({"decoder": "deeplabv3plus"}, "decoder: the checkpoint was trained with 'unet', the config asks for 'deeplabv3plus'"),
     ],
 )
 def test_checkpoint_of_other_settings_is_refused_clearly(trained, dataset, override, match):
@@ -302,7 +302,8 @@ def test_model_zoo_checks(trained, tmp_path):
     ts = tmp_path / "model.ts"
     subprocess.run(
         cmd + ["ckpt_export", "network_def", "--filepath", str(ts), "--ckpt_file", str(trained / "models" / "model.pt"),
-               "--meta_file", meta, "--config_file", str(CONFIGS / "inference.json"), "--key_in_ckpt", "model",
+               "--meta_file", meta, "--config_file", str([str(CONFIGS / "inference.json"), str(CONFIGS / "cpu_small.json")]),
+               "--key_in_ckpt", "model",
                "--backbone", "resnet18", "--num_slices", "6", "--decoder_channels", "64"],
         check=True, env=env,
     )
@@ -310,7 +311,7 @@ def test_model_zoo_checks(trained, tmp_path):
     from monai.bundle import ConfigParser
 
     parser = ConfigParser()
-    parser.read_config(str(CONFIGS / "inference.json"))
+    parser.read_config([str(CONFIGS / "inference.json"), str(CONFIGS / "cpu_small.json")])
     parser.update({**TINY})
     net = parser.get_parsed_content("network_def")
     net.load_state_dict(torch.load(trained / "models" / "model.pt", weights_only=True)["model"])

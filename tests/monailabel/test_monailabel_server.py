@@ -48,10 +48,10 @@ def _free_port() -> int:
 
 
 def _signed_checkpoint(path: Path, case: Path) -> float:
-    """Save an untrained, signed checkpoint of the SMALL settings; return a threshold that marks ~20% of ``case``
+    """Save an untrained, signed checkpoint of ``cpu_small.json`` with the SMALL settings; return a threshold that marks ~20% of ``case``
     as vessel (an untrained network's probabilities sit near 0.5), so that the Dice comparison is not 0 == 0."""
     parser = ConfigParser()
-    parser.read_config(str(BUNDLE / "configs" / "inference.json"))
+    parser.read_config([str(BUNDLE / "configs" / "inference.json"), str(BUNDLE / "configs" / "cpu_small.json")])
     parser.update({**SMALL, "device": "$torch.device('cpu')", "bundle_root": str(path.parent)})
     torch.manual_seed(0)
     net = parser.get_parsed_content("network_def").eval()
