@@ -256,16 +256,21 @@ def _train_once(run: MethodRun, reuse: Path | None = None) -> dict:
 
 def _choose_learning_rate(method: Method, grid: list[float], seed: int, out: Path, dataset: str, budget: dict,
                           device: str, extra: tuple[str, ...] = ()) -> float | None:
-    """The learning rate of ``grid`` with the best validation Dice for ``method`` at ``seed`` (None without a grid);
-    the choice and every candidate's score are written to ``<out>/<method>/learning_rate.json``."""
+    """The learning rate with the best validation Dice for ``method`` at ``seed`` among ``grid`` and the row's own
+    config value (so that no row loses the rate its recipe was made with: the 3D row's is far above the 2D rows'),
+    None without a grid; the choice and every candidate's score are written to ``<out>/<method>/learning_rate.json``."""
     if not grid:
         return None
+    probe = _make_run(method, out, dataset, budget, device, seed, None, extra)
+    own = float(probe.parser(probe.train_files).get_parsed_content("learning_rate"))
+    candidates = sorted({*grid, own})
     scores = {lr: _train_once(_make_run(method, out, dataset, budget, device, seed, lr, extra))["best_val_dice"]
-              for lr in grid}
-    best = max(grid, key=lambda lr: (scores[lr], -lr))  # ties: the smaller rate
+              for lr in candidates}
+    best = max(candidates, key=lambda lr: (scores[lr], -lr))  # ties: the smaller rate
     write_json(out / method.name / "learning_rate.json",
-               {"grid": grid, "best_val_dice": {f"{lr:g}": scores[lr] for lr in grid}, "chosen": best, "seed": seed})
-    log(f"  {method.name}: learning rate {best:g} chosen from {grid} (validation Dice {scores})")
+               {"grid": grid, "config_value": own, "candidates": candidates,
+                "best_val_dice": {f"{lr:g}": scores[lr] for lr in candidates}, "chosen": best, "seed": seed})
+    log(f"  {method.name}: learning rate {best:g} chosen from {candidates} (validation Dice {scores})")
     return best
 
 

@@ -20,6 +20,7 @@ Times are reported in seconds and as ratios to the 3D sliding window.
 from __future__ import annotations
 
 import csv
+import functools
 import importlib
 import os
 import platform
@@ -53,7 +54,8 @@ def scaled_patch(size: Sequence[int], multiple: int = 8) -> tuple[int, ...]:
     )
 
 
-def t2dnet_factory(num_slices: int, fusion: str, attention: str | None, backbone: str) -> torch.nn.Module:
+def t2dnet_factory(num_slices: int, fusion: str, attention: str | None, backbone: str,
+                   decoder: str = "deeplabv3plus") -> torch.nn.Module:
     """Default network factory: ``t2d_monai.networks.T2DNet`` (imported when called), one output class."""
     try:
         from t2d_monai.networks import T2DNet
@@ -61,7 +63,8 @@ def t2dnet_factory(num_slices: int, fusion: str, attention: str | None, backbone
         raise ImportError(
             "inferer_benchmark needs t2d_monai.networks.T2DNet; pass --network_factory module:function otherwise."
         ) from e
-    return T2DNet(num_slices=num_slices, out_channels=1, backbone=backbone, fusion=fusion, attention=attention)
+    return T2DNet(num_slices=num_slices, out_channels=1, backbone=backbone, fusion=fusion, attention=attention,
+                  decoder=decoder)
 
 
 def _resolve(factory: Callable | str | None) -> Callable:
@@ -101,6 +104,7 @@ def inferer_benchmark(
     network_factory: Callable | str | None = None,
     unet_channels: Sequence[int] = (32, 64, 128, 256),
     seed: int = 0,
+    decoder: str = "deeplabv3plus",
 ) -> list[dict[str, Any]]:
     """Time the four inference schemes on one volume and write ``inferer_benchmark.md``/``.csv`` to ``out_dir``.
 
@@ -118,6 +122,8 @@ def inferer_benchmark(
             ``"module:function"``; default :func:`t2dnet_factory` (T2DNet). Tests pass a tiny stand-in.
         unet_channels: channels of the MONAI 3D UNet levels (strides of 2 between them, 2 residual units).
         seed: seed of the weights and of the random volume.
+        decoder: decoder of the default factory's 2D networks: ``deeplabv3plus`` (stride 4, the paper's) or
+            ``unet`` (full resolution, the CPU overlay's); ignored with a ``network_factory``.
 
     Returns:
         the result rows (also written as CSV).
@@ -133,7 +139,12 @@ def inferer_benchmark(
     if threads:
         torch.set_num_threads(int(threads))
     dev = torch.device(device)
+    if decoder not in ("deeplabv3plus", "unet"):
+        raise ValueError(f"decoder must be 'deeplabv3plus' or 'unet', got {decoder!r}.")
     factory = _resolve(network_factory)
+    label = ""
+    if network_factory is None:
+        factory, label = functools.partial(t2dnet_factory, decoder=decoder), f", {decoder} decoder"
     torch.manual_seed(seed)
     volume = torch.randn(1, 1, *size, device=dev)
     thick = factory(num_slices, "esm", "ssa", backbone).to(dev).eval()
@@ -151,19 +162,19 @@ def inferer_benchmark(
         ),
         (
             "2D slice-by-slice",
-            f"single-slice DeepLabV3+ ({backbone}), SliceInferer",
+            f"single-slice DeepLabV3+ ({backbone}{label}), SliceInferer",
             single,
             lambda: SliceInferer(spatial_dim=2, roi_size=size[:2], sw_batch_size=batch_size)(volume, single),
         ),
         (
             "thick-slice, no f1 cache",
-            f"T2DNet k={num_slices} ESM+SSA ({backbone}), stride {stride}",
+            f"T2DNet k={num_slices} ESM+SSA ({backbone}{label}), stride {stride}",
             thick,
             lambda: ThickSliceInferer(num_slices, stride, batch_size, cache_f1=False)(volume, thick),
         ),
         (
             "thick-slice, f1 cache",
-            f"T2DNet k={num_slices} ESM+SSA ({backbone}), stride {stride}",
+            f"T2DNet k={num_slices} ESM+SSA ({backbone}{label}), stride {stride}",
             thick,
             lambda: ThickSliceInferer(num_slices, stride, batch_size, cache_f1=True)(volume, thick),
         ),

@@ -143,10 +143,13 @@ def test_seeds_learning_rate_grid_and_curves(tmp_path):
     import torch
 
     run = tmp_path / "run"
-    benchmark(out_dir=str(run), tiny=True, methods="deeplab_k1", seeds="0,1", learning_rates="0.001,0.002",
+    benchmark(out_dir=str(run), tiny=True, methods="deeplab_k1", seeds="0,1", learning_rates="0.002,0.003",
               threads=2)
     choice = json.loads((run / "deeplab_k1" / "learning_rate.json").read_text())
-    assert choice["grid"] == [0.001, 0.002] and choice["chosen"] in (0.001, 0.002) and choice["seed"] == 0
+    # the row's own config value (cpu_small.json's) is a candidate besides the grid
+    assert choice["grid"] == [0.002, 0.003] and choice["config_value"] == 0.001 and choice["seed"] == 0
+    assert choice["candidates"] == [0.001, 0.002, 0.003] and choice["chosen"] in choice["candidates"]
+    assert all((run / "deeplab_k1" / f"lr{lr:g}" / "seed0" / "train_result.json").is_file() for lr in choice["candidates"])
     chosen = run / "deeplab_k1" / f"lr{choice['chosen']:g}"
     (row,) = list(csv.DictReader((run / "comparison.csv").open()))
     assert int(row["seeds"]) == 2 and float(row["learning_rate"]) == choice["chosen"]

@@ -33,7 +33,19 @@ def test_runs_with_a_stand_in_and_writes_results(tmp_path, stand_in_esm):
     assert "the cache can make inference at most" in text
 
 
+def test_unet_decoder_of_the_default_factory(tmp_path):
+    """The default factory builds real T2DNets with the full-resolution decoder; the cache stays exact."""
+    rows = inferer_benchmark(out_dir=str(tmp_path), size=(32, 32, 8), num_slices=6, batch_size=2,
+                             backbone="resnet18", unet_channels=(4, 8), decoder="unet", threads=2)
+    assert {r["network"] for r in rows[1:]} == {"single-slice DeepLabV3+ (resnet18, unet decoder), SliceInferer",
+                                                "T2DNet k=6 ESM+SSA (resnet18, unet decoder), stride 1"}
+    text = (tmp_path / "inferer_benchmark.md").read_text()
+    assert "max |cached - uncached| = " in text and "unet decoder" in text
+
+
 def test_ill_arg(tmp_path):
+    with pytest.raises(ValueError, match="decoder"):
+        inferer_benchmark(out_dir=str(tmp_path), size=(8, 8, 8), decoder="fpn")
     with pytest.raises(ValueError, match="size"):
         inferer_benchmark(out_dir=str(tmp_path), size=(8, 8))
     with pytest.raises(ValueError, match="network_factory"):
