@@ -31,8 +31,8 @@ import torch
 
 from t2d_monai.benchmarks.methods import METHODS, PRESETS, Method, resolve_method
 from t2d_monai.benchmarks.report import COLUMNS, machine_description, markdown, plot, plot_curves, summary
-from t2d_monai.benchmarks.threshold_baseline import best_global_threshold
 from t2d_monai.benchmarks.runner import MethodRun, evaluate, load_average, log, prepare_data, train, write_json
+from t2d_monai.benchmarks.threshold_baseline import best_global_threshold
 from t2d_monai.bundle.layout import parse_configs
 from t2d_monai.bundle.paths import bundle_dir
 from t2d_monai.utils.files import write_atomic, write_csv_atomic
