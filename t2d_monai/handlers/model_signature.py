@@ -22,7 +22,8 @@ class ModelSignature:
 
     Args:
         fields: the settings that must match, e.g. ``view="coronal", num_slices=15, backbone="resnet50"``.
-            Values must be plain JSON-like data (str, int, float, bool, None).
+            Values must be plain JSON-like data: str, int, float, bool, None, or lists and str-keyed dicts of
+            them (a norm such as ``["group", {"num_groups": 16}]``); tuples are stored as lists.
 
     Example::
 
@@ -32,10 +33,7 @@ class ModelSignature:
     """
 
     def __init__(self, **fields: Any) -> None:
-        for name, value in fields.items():
-            if not isinstance(value, (str, int, float, bool, type(None))):
-                raise TypeError(f"ModelSignature field {name!r} must be str/int/float/bool/None, got {type(value)}.")
-        self.fields = dict(fields)
+        self.fields = {name: _plain(name, value) for name, value in fields.items()}
 
     def state_dict(self) -> dict[str, Any]:
         return dict(self.fields)
@@ -64,3 +62,16 @@ class ModelSignature:
 
     def __repr__(self) -> str:
         return f"ModelSignature({', '.join(f'{k}={v!r}' for k, v in self.fields.items())})"
+
+
+def _plain(name: str, value: Any) -> Any:
+    """``value`` as JSON-like data (tuples become lists), or a TypeError naming the field."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(name, v) for v in value]
+    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        return {k: _plain(name, v) for k, v in value.items()}
+    raise TypeError(
+        f"ModelSignature field {name!r} must be str/int/float/bool/None or a list/dict of them, got {type(value)}."
+    )

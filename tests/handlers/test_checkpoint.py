@@ -122,4 +122,17 @@ def test_ill_arg(tmp_path):
     with pytest.raises(ValueError, match="metric_engine"):
         AtomicCheckpointSaver(str(tmp_path), {"m": torch.nn.Linear(1, 1)}, key_metric_filename="model.pt")
     with pytest.raises(TypeError, match="field 'x'"):
-        ModelSignature(x=[1, 2])
+        ModelSignature(x=object())
+    with pytest.raises(TypeError, match="field 'x'"):
+        ModelSignature(x={1: "a"})
+
+
+def test_signature_nested_norm():
+    """A norm given as MONAI's (name, kwargs) pair is a valid field; a tuple and a list of it match."""
+    saved = ModelSignature(norm=("group", {"num_groups": 16})).state_dict()
+    assert saved == {"norm": ["group", {"num_groups": 16}]}
+    ModelSignature(norm=["group", {"num_groups": 16}]).load_state_dict(saved)
+    with pytest.raises(ValueError, match="norm: the checkpoint was trained with"):
+        ModelSignature(norm=["group", {"num_groups": 8}]).load_state_dict(saved)
+    with pytest.raises(ValueError, match="norm: the checkpoint was trained with"):
+        ModelSignature(norm="instance").load_state_dict(saved)
