@@ -167,3 +167,13 @@ def test_seeds_learning_rate_grid_and_curves(tmp_path):
     first = json.loads((chosen / "seed1" / "eval_result.json").read_text())["cases"]
     second = json.loads((again / "deeplab_k1" / f"lr{choice['chosen']:g}" / "seed1" / "eval_result.json").read_text())
     assert [c["dice"] for c in first] == [c["dice"] for c in second["cases"]]
+
+
+def test_budget_scales_the_preset_schedule_to_a_new_budget():
+    """A --num_iterations budget moves the learning-rate milestones with it unless they are given too."""
+    from t2d_monai.benchmarks.comparison import _budget
+
+    conf = PRESETS["cpu"]
+    assert _budget(conf, {}, None)["lr_milestones"] == [1050, 1350]
+    assert _budget(conf, {}, 4500)["lr_milestones"] == [3150, 4050]
+    assert _budget(conf, {"lr_milestones": [100]}, 4500)["lr_milestones"] == [100]
