@@ -74,8 +74,7 @@ def summary(name: str, label: str, per_seed: list[tuple[dict, dict, dict]], lear
         "params_m": round(per_seed[0][1]["params"] / 1e6, 3),
         "train_time_s": round(float(np.mean([rec["train_time_s"] for rec, _, _ in per_seed])), 2),
         "iterations": per_seed[0][0]["iterations"],
-        "still_rising": f"{sum(any(still_rising(v.get('curve') or []) for v in rec['views']) for rec, _, _ in per_seed)}"
-                        f"/{len(per_seed)}",
+        "still_rising": sum(any(still_rising(v.get("curve") or []) for v in rec["views"]) for rec, _, _ in per_seed),
     }
 
 
@@ -192,7 +191,7 @@ def _target_check(rows: list[dict], threshold_dice: float | None = None) -> list
                          f"{verdict} (margin beyond the spread {margin:+.4f})")
     if "single slice" in refs:
         ref = refs["single slice"]
-        rising, total = (int(n) for n in str(ref["still_rising"]).split("/"))
+        rising, total = int(ref["still_rising"]), int(ref["seeds"])
         lines.append(f"- a budget at which the single-slice row's validation Dice has stopped rising: "
                      f"{'met' if rising == 0 else 'missed'} ({rising} of {total} seed(s) still rising at the end)")
     if "3D U-Net" in refs:

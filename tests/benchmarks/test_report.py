@@ -21,13 +21,13 @@ def test_still_rising(values, rising):
     assert still_rising([[100 * (i + 1), v] for i, v in enumerate(values)]) is rising
 
 
-def _row(method, dice, spread=0.01, seeds=3, rising="0/3", latency=1.0):
+def _row(method, dice, spread=0.01, seeds=3, rising=0, latency=1.0):
     return {"method": method, "dice_mean": dice, "dice_seed_range": spread, "seeds": seeds, "still_rising": rising,
             "latency_s": latency}
 
 
 def test_target_check_names_every_target_with_its_distance():
-    rows = [_row("deeplab_k1", 0.40, rising="2/3"), _row("early_k6", 0.30), _row("t2d_k6", 0.45),
+    rows = [_row("deeplab_k1", 0.40, rising=2), _row("early_k6", 0.30), _row("t2d_k6", 0.45),
             _row("unet3d", 0.50, latency=4.0)]
     text = "\n".join(_target_check(rows, threshold_dice=0.42))
     assert "best global HU threshold (0.4200): met (distance +0.0300)" in text
@@ -39,7 +39,7 @@ def test_target_check_names_every_target_with_its_distance():
 
 
 def test_target_check_with_one_seed_calls_nothing():
-    rows = [_row("deeplab_k1", 0.40, spread=0.0, seeds=1, rising="0/1"), _row("t2d_k6", 0.45, spread=0.0, seeds=1)]
+    rows = [_row("deeplab_k1", 0.40, spread=0.0, seeds=1, rising=0), _row("t2d_k6", 0.45, spread=0.0, seeds=1)]
     text = "\n".join(_target_check(rows, threshold_dice=0.5))
     assert "not checkable with one seed" in text and "HU threshold (0.5000): missed (distance -0.0500)" in text
     assert "stopped rising: met (0 of 1 seed(s)" in text
