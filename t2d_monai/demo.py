@@ -170,6 +170,7 @@ def _write_report(path, summary, num_cases, num_test, seed, shape, view) -> None
     """The demo's figures as Markdown, with the command and the machine, written atomically."""
     import platform
 
+    from t2d_monai.benchmarks.machine import cpu_name
     from t2d_monai.utils.files import write_atomic
 
     argv = " ".join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith("__main__.py") else "demo"
@@ -184,7 +185,7 @@ def _write_report(path, summary, num_cases, num_test, seed, shape, view) -> None
         "",
         f"- data: {num_cases} labelled + {num_test} unlabelled synthetic cases of shape {tuple(shape)}, seed {seed}",
         f"- bundle: hepatic_vessel, `train.json` + `cpu_small.json`, view {view}",
-        f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"- machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} at the end",
         "",
         f"| held-out case | vessel Dice (T2DNet) | best global HU threshold (>= {summary['threshold_hu']} HU) |",
@@ -208,6 +209,7 @@ def _write_report(path, summary, num_cases, num_test, seed, shape, view) -> None
         "| step | seconds |",
         "|---|---|",
         *[f"| {step} | {sec} |" for step, sec in summary["seconds"].items()],
+        f"| **total** | **{sum(summary['seconds'].values()):.1f}** |",
         "",
     ]
     if os.path.isfile(summary["preview"]):
