@@ -55,7 +55,8 @@ def scaled_patch(size: Sequence[int], multiple: int = 8) -> tuple[int, ...]:
 
 
 def t2dnet_factory(num_slices: int, fusion: str, attention: str | None, backbone: str,
-                   decoder: str = "deeplabv3plus") -> torch.nn.Module:
+                   decoder: str = "deeplabv3plus", decoder_channels: int = 256,
+                   norm: str = "batch") -> torch.nn.Module:
     """Default network factory: ``t2d_monai.networks.T2DNet`` (imported when called), one output class."""
     try:
         from t2d_monai.networks import T2DNet
@@ -64,7 +65,7 @@ def t2dnet_factory(num_slices: int, fusion: str, attention: str | None, backbone
             "inferer_benchmark needs t2d_monai.networks.T2DNet; pass --network_factory module:function otherwise."
         ) from e
     return T2DNet(num_slices=num_slices, out_channels=1, backbone=backbone, fusion=fusion, attention=attention,
-                  decoder=decoder)
+                  decoder=decoder, decoder_channels=decoder_channels, norm=norm)
 
 
 def _resolve(factory: Callable | str | None) -> Callable:
@@ -105,6 +106,8 @@ def inferer_benchmark(
     unet_channels: Sequence[int] = (32, 64, 128, 256),
     seed: int = 0,
     decoder: str = "deeplabv3plus",
+    decoder_channels: int = 256,
+    norm: str = "batch",
 ) -> list[dict[str, Any]]:
     """Time the four inference schemes on one volume and write ``inferer_benchmark.md``/``.csv`` to ``out_dir``.
 
@@ -124,6 +127,15 @@ def inferer_benchmark(
         seed: seed of the weights and of the random volume.
         decoder: decoder of the default factory's 2D networks: ``deeplabv3plus`` (stride 4, the paper's) or
             ``unet`` (full resolution, the CPU overlay's); ignored with a ``network_factory``.
+        decoder_channels: decoder width of the default factory's 2D networks (the bundle's ``decoder_channels``:
+            256 in ``train.json``, 64 in ``cpu_small.json``); ignored with a ``network_factory``.
+        norm: normalisation of the default factory's 2D networks (``batch``, the paper's; ``instance``, the CPU
+            overlay's); ignored with a ``network_factory``. The 3D UNet keeps MONAI's default (instance norm).
+
+    Example (the CPU overlay's networks, those of docs/results.md, at the paper's volume scale)::
+
+        python -m t2d_monai inferer_benchmark --out_dir docs/experiments/inferer_cpu_recipe --backbone resnet18 \
+            --num_slices 6 --decoder unet --decoder_channels 64 --norm instance --unet_channels 16,32,64,128,256
 
     Returns:
         the result rows (also written as CSV).
@@ -144,7 +156,9 @@ def inferer_benchmark(
     factory = _resolve(network_factory)
     label = ""
     if network_factory is None:
-        factory, label = functools.partial(t2dnet_factory, decoder=decoder), f", {decoder} decoder"
+        factory = functools.partial(t2dnet_factory, decoder=decoder, decoder_channels=int(decoder_channels), norm=norm)
+        label = f", {decoder} decoder" + ("" if int(decoder_channels) == 256 else f" width {int(decoder_channels)}") \
+            + ("" if norm == "batch" else f", {norm} norm")
     torch.manual_seed(seed)
     volume = torch.randn(1, 1, *size, device=dev)
     thick = factory(num_slices, "esm", "ssa", backbone).to(dev).eval()

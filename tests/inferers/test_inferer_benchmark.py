@@ -43,6 +43,17 @@ def test_unet_decoder_of_the_default_factory(tmp_path):
     assert "max |cached - uncached| = " in text and "unet decoder" in text
 
 
+def test_cpu_recipe_networks(tmp_path):
+    """decoder_channels and norm reach the default factory's networks (the CPU overlay's T2DNet is timed as trained)."""
+    rows = inferer_benchmark(out_dir=str(tmp_path), size=(32, 32, 8), num_slices=6, batch_size=2, backbone="resnet18",
+                             unet_channels=(4, 8), decoder="unet", decoder_channels=16, norm="instance")
+    assert rows[3]["network"] == "T2DNet k=6 ESM+SSA (resnet18, unet decoder width 16, instance norm), stride 1"
+    small = rows[3]["parameters_M"]
+    rows = inferer_benchmark(out_dir=str(tmp_path), size=(32, 32, 8), num_slices=6, batch_size=2, backbone="resnet18",
+                             unet_channels=(4, 8), decoder="unet", decoder_channels=64)
+    assert rows[3]["parameters_M"] > small
+
+
 def test_ill_arg(tmp_path):
     with pytest.raises(ValueError, match="decoder"):
         inferer_benchmark(out_dir=str(tmp_path), size=(8, 8, 8), decoder="fpn")
