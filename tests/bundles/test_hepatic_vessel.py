@@ -336,3 +336,28 @@ def test_multi_gpu_training_runs_on_cpu_with_torchrun(dataset, tmp_path):
     state = torch.load(tmp_path / "models" / "checkpoint.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 4
     assert not any(k.startswith("module.") for k in state["model"])
+
+
+@pytest.mark.parametrize("overlays, expected", [((), "PolynomialLR"), (("step_lr.json",), "MultiStepLR")])
+def test_cpu_schedule_follows_the_budget(overlays, expected):
+    """cpu_small.json decays the learning rate polynomially to 0 over ``num_iterations`` (the 3D row's schedule);
+    step_lr.json restores the paper's steps (/10 at 70 % and 90 % of the budget)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(_files("train.json", "cpu_small.json", *overlays))
+    parser.update({"backbone": "resnet18", "num_iterations": 1000})
+    scheduler = parser.get_parsed_content("lr_scheduler")
+    assert type(scheduler).__name__ == expected
+    optimizer = parser.get_parsed_content("optimizer")
+    rates = []
+    for _ in range(1000):
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    lr = parser.get_parsed_content("learning_rate")
+    if expected == "PolynomialLR":
+        assert rates[499] == pytest.approx(lr * 0.5**0.9) and rates[-1] == 0.0
+    else:
+        assert sorted(parser.get_parsed_content("lr_milestones")) == [700, 900]
+        assert rates[698] == pytest.approx(lr) and rates[699] == pytest.approx(lr / 10) and rates[-1] == pytest.approx(lr / 100)
