@@ -94,7 +94,7 @@ def benchmark(
             ``<out_dir>/data`` with the preset's shape and number of cases.
         quick: the ``quick`` preset (3 methods, 64x64x32 volumes, 40 iterations; ~10 minutes on 2 cores).
         tiny: the ``tiny`` preset (2 iterations on 32^3 volumes; for tests).
-        preset: ``tiny``, ``quick``, ``cpu`` (default on CPU: 7 methods, 96x96x48 volumes, 300 iterations)
+        preset: ``tiny``, ``quick``, ``cpu`` (default on CPU: 12 rows, 96x96x48 volumes, 6000 iterations, 3 seeds, a learning-rate grid)
             or ``gpu`` (all methods, the bundle's paper-scale settings). Overrides ``quick``/``tiny``.
         num_iterations: training iterations for every method (default the preset's).
         thickness: comma-separated slab thicknesses K; adds ``t2d_k<K>`` methods (Table 4).
@@ -107,7 +107,7 @@ def benchmark(
             and reported as the mean and spread over seeds. Default: the preset's (``cpu``: 0,1,2).
         learning_rates: comma-separated grid; each row's learning rate is the one with the best validation Dice at
             the first seed (recorded in ``<out_dir>/<method>/learning_rate.json`` and the table). Default: the
-            preset's (``cpu``: 0.0005,0.001,0.002); empty: each row's config value.
+            preset's (``cpu``: 0.001,0.002); empty: each row's config value.
         overlays: comma-separated extra training overlays for every row, after the row's own, as names under the
             bundle's ``configs/`` (e.g. ``augment.json``: slab-consistent in-plane and intensity augmentation).
         warmup: run each method once, untimed, on the first test case before timing it. Default True.

@@ -114,8 +114,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "methods": ["deeplab_k1", "t2d", "unet3d", "esm", "t2d_k3", "t2d_k6", "t2d_k9", "early_k3", "early_k6",
                     "early_k9", "early_k15", "t2d_3views"],
         "shape": [96, 96, 48], "num_cases": 12, "num_test": 3, "num_validation": 1,
-        "learning_rates": [0.0005, 0.001, 0.002], "seeds": [0, 1, 2],
-        "overrides": {"num_slices": 15, "num_iterations": 1500, "iterations_per_epoch": 100, "val_interval": 1,
+        "learning_rates": [0.001, 0.002], "seeds": [0, 1, 2],
+        "overrides": {"num_slices": 15, "num_iterations": 6000, "iterations_per_epoch": 100, "val_interval": 1,
                       "volumes_per_batch": 1, "slabs_per_volume": 2, "patch_size": [32, 32, 32]},
     },
     "gpu": {

@@ -174,6 +174,6 @@ def test_budget_scales_the_preset_schedule_to_a_new_budget():
     from t2d_monai.benchmarks.comparison import _budget
 
     conf = PRESETS["cpu"]
-    assert _budget(conf, {}, None)["lr_milestones"] == [1050, 1350]
+    assert _budget(conf, {}, None)["lr_milestones"] == [4200, 5400]
     assert _budget(conf, {}, 4500)["lr_milestones"] == [3150, 4050]
     assert _budget(conf, {"lr_milestones": [100]}, 4500)["lr_milestones"] == [100]
