@@ -94,8 +94,8 @@ def benchmark(
             ``<out_dir>/data`` with the preset's shape and number of cases.
         quick: the ``quick`` preset (3 methods, 64x64x32 volumes, 40 iterations; ~10 minutes on 2 cores).
         tiny: the ``tiny`` preset (2 iterations on 32^3 volumes; for tests).
-        preset: ``tiny``, ``quick``, ``cpu`` (default on CPU: 12 rows, 96x96x48 volumes, 6000 iterations, 3 seeds, a learning-rate grid)
-            or ``gpu`` (all methods, the bundle's paper-scale settings). Overrides ``quick``/``tiny``.
+        preset: ``tiny``, ``quick``, ``cpu`` (default on CPU: 12 rows, 96x96x48 volumes, 6000 iterations, 3 seeds,
+            a learning-rate grid) or ``gpu`` (all methods, the bundle's paper-scale settings). Overrides ``quick``/``tiny``.
         num_iterations: training iterations for every method (default the preset's).
         thickness: comma-separated slab thicknesses K; adds ``t2d_k<K>`` methods (Table 4).
         docs_dir: also write ``results.md`` and ``images/comparison.png`` there (e.g. ``docs``).

@@ -156,8 +156,10 @@ def inferer_benchmark(
     factory = _resolve(network_factory)
     label = ""
     if network_factory is None:
-        factory = functools.partial(t2dnet_factory, decoder=decoder, decoder_channels=int(decoder_channels), norm=norm)
-        label = f", {decoder} decoder" + ("" if int(decoder_channels) == 256 else f" width {int(decoder_channels)}") \
+        width = int(decoder_channels)
+        factory = functools.partial(t2dnet_factory, decoder=decoder, decoder_channels=width, norm=norm)
+        # the label names only what differs from the paper's networks (width 256, batch norm)
+        label = f", {decoder} decoder" + ("" if width == 256 else f" width {width}") \
             + ("" if norm == "batch" else f", {norm} norm")
     torch.manual_seed(seed)
     volume = torch.randn(1, 1, *size, device=dev)
