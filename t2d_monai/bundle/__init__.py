@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .checks import check_checkpoint_exists, check_dataset_dir, list_images
+from .checks import check_checkpoint, check_checkpoint_exists, check_dataset_dir, list_images
 from .paths import VIEWS, bundle_root_from_argv, checkpoint_filename
 from .packaging import package_bundle
 from .zoo_check import ZooCheckError, zoo_check
@@ -11,6 +11,7 @@ __all__ = [
     "VIEWS",
     "ZooCheckError",
     "bundle_root_from_argv",
+    "check_checkpoint",
     "check_checkpoint_exists",
     "check_dataset_dir",
     "checkpoint_filename",

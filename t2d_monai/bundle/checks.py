@@ -5,8 +5,9 @@ from __future__ import annotations
 import glob
 import json
 import os
+from typing import Any
 
-__all__ = ["IMAGE_SUFFIXES", "check_checkpoint_exists", "check_dataset_dir", "list_images"]
+__all__ = ["IMAGE_SUFFIXES", "check_checkpoint", "check_checkpoint_exists", "check_dataset_dir", "list_images"]
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 _HOW_TO_GET_DATA = (
@@ -54,6 +55,29 @@ def check_checkpoint_exists(ckpt_file: str) -> str:
             "--config_file <bundle>/configs/train.json --dataset_dir DIR [--view VIEW]), or override ckpt_file "
             "with the path of a trained checkpoint. A network with random weights is never used for inference."
         )
+    return ckpt_file
+
+
+def check_checkpoint(ckpt_file: str, signature: Any = None) -> str:
+    """Raise a clear error, before any data is loaded, when the checkpoint an evaluation or inference config needs
+    is missing, unreadable (truncated, corrupted, not a PyTorch file), not one of this project's checkpoints, or
+    trained for other settings than ``signature`` (a :class:`~t2d_monai.handlers.ModelSignature`; None: not
+    checked).
+
+    Returns:
+        ``ckpt_file``, so the check can sit inside a config expression.
+
+    Raises:
+        FileNotFoundError: no file (:func:`check_checkpoint_exists`).
+        CheckpointReadError: the file cannot be used (:func:`~t2d_monai.handlers.read_checkpoint`).
+        CheckpointMismatchError: the checkpoint's signature differs from ``signature``.
+    """
+    from t2d_monai.handlers.checkpoint import read_checkpoint
+
+    check_checkpoint_exists(ckpt_file)
+    state = read_checkpoint(ckpt_file, "cpu", keys=("signature", "model"))
+    if signature is not None:
+        signature.load_state_dict(state["signature"])
     return ckpt_file
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import zipfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,7 +16,76 @@ from monai.handlers import CheckpointLoader
 from t2d_monai.handlers.model_signature import ModelSignature
 from t2d_monai.utils import atomic_output, unwrap_parallel
 
-__all__ = ["AtomicCheckpointSaver", "ResumeCheckpointLoader", "ViewCheckpointsLoader", "save_atomically"]
+__all__ = [
+    "AtomicCheckpointSaver",
+    "CheckpointReadError",
+    "ResumeCheckpointLoader",
+    "ViewCheckpointsLoader",
+    "read_checkpoint",
+    "save_atomically",
+]
+
+#: what to do about a checkpoint that cannot be used, appended to every error about one
+_CHECKPOINT_FIX = (
+    "Copy or download it again, or retrain it: python -m monai.bundle run training --config_file "
+    "<bundle>/configs/train.json --dataset_dir DIR [--view VIEW] (a bundle trained with overlays needs them here too)."
+)
+
+
+class CheckpointReadError(ValueError):
+    """A checkpoint file that cannot be read (truncated, corrupted, not a PyTorch file) or is not one of this
+    project's checkpoints (no ``model`` state dict)."""
+
+
+def read_checkpoint(path: str, map_location: Any = "cpu", keys: tuple[str, ...] = ("model",)) -> dict[str, Any]:
+    """
+    ``torch.load(path, weights_only=True)`` with errors that name the file, what is wrong and the fix.
+
+    Args:
+        path: the checkpoint file.
+        map_location: passed to ``torch.load``.
+        keys: entries the checkpoint must have (the bundles' ``model.pt`` has ``signature`` and ``model``,
+            ``checkpoint.pt`` the whole training state).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointReadError: an empty, truncated or corrupted file, a file that is not a PyTorch checkpoint, a
+            pickled object other than tensors and plain data (a whole ``nn.Module``), or a checkpoint without
+            ``keys``.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no checkpoint at {path!r}. {_CHECKPOINT_FIX}")
+    size = os.path.getsize(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (EOFError, zipfile.BadZipFile, RuntimeError) as e:  # RuntimeError: torch's zip reader
+        raise CheckpointReadError(
+            f"cannot read the checkpoint {path!r} ({size} bytes): it is empty, truncated or corrupted (an "
+            f"interrupted copy or download?). {_CHECKPOINT_FIX}"
+        ) from e
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" in str(e):
+            raise CheckpointReadError(
+                f"cannot read the checkpoint {path!r}: it holds Python objects, not only tensors (a whole pickled "
+                "model?); the bundles load state dicts only (torch.load(weights_only=True)). Save "
+                "{'model': net.state_dict()} instead. " + _CHECKPOINT_FIX
+            ) from e
+        raise CheckpointReadError(
+            f"cannot read the checkpoint {path!r} ({size} bytes): it is not a PyTorch checkpoint. {_CHECKPOINT_FIX}"
+        ) from e
+    except (KeyError, ValueError, UnicodeDecodeError) as e:  # what torch's legacy reader raises on other files
+        raise CheckpointReadError(
+            f"cannot read the checkpoint {path!r} ({size} bytes): it is not a PyTorch checkpoint. {_CHECKPOINT_FIX}"
+        ) from e
+    missing = [k for k in keys if not isinstance(state, Mapping) or k not in state]
+    if missing:
+        found = sorted(map(str, state))[:8] if isinstance(state, Mapping) else type(state).__name__
+        raise CheckpointReadError(
+            f"{path!r} is a PyTorch file but not a checkpoint of this project: it lacks {missing} (it has {found}). "
+            "Use the models/model*.pt that training writes ({'signature': ..., 'model': state_dict}). "
+            + _CHECKPOINT_FIX
+        )
+    return state
 
 
 def save_atomically(obj: Any, path: str) -> None:
@@ -139,6 +210,13 @@ class ResumeCheckpointLoader(CheckpointLoader):
         if not os.path.isfile(self.load_path):
             self.logger.warning(f"resume requested but {self.load_path} does not exist yet: starting from scratch.")
             return
+        try:
+            read_checkpoint(self.load_path, "cpu", keys=tuple(self.load_dict))
+        except CheckpointReadError as e:
+            raise CheckpointReadError(
+                f"cannot resume: {e} To start training from scratch instead, move {self.load_path!r} away "
+                "(or run without --resume true)."
+            ) from e
         super().__call__(engine)
         self.logger.info(f"resumed at epoch {engine.state.epoch}, iteration {engine.state.iteration}")
 
@@ -159,6 +237,8 @@ class ViewCheckpointsLoader:
 
     Raises:
         FileNotFoundError: at construction, listing every missing view checkpoint and how to train it.
+        CheckpointReadError: at construction, for a view checkpoint that cannot be read (:func:`read_checkpoint`).
+        CheckpointMismatchError: at construction, for a view checkpoint trained with other settings.
         KeyError: a view of ``networks`` without an entry in ``ckpt_files``.
     """
 
@@ -182,6 +262,11 @@ class ViewCheckpointsLoader:
                 "--dataset_dir DIR --view VIEW"
             )
         fields = dict(signature.fields) if signature is not None else None
+        for view, path in self.paths.items():  # unreadable or mismatched files fail here, before any data loads
+            state = read_checkpoint(path, "cpu", keys=("model",) if fields is None else ("signature", "model"))
+            if fields is not None:
+                ModelSignature(**{**fields, "view": view}).load_state_dict(state["signature"])
+            del state
         self.loaders = [
             CheckpointLoader(
                 load_path=self.paths[view],

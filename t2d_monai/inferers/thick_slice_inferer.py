@@ -75,8 +75,11 @@ class ThickSliceInferer(Inferer):
       which see context on one side only, count less. ``"uniform"`` (default, the paper's) weights all
       positions equally.
 
-    With ``inplane_divisor`` the slices are padded (symmetrically, zeros) so H and W become
-    multiples of it, and the output is cropped back to ``(H, W)``.
+    With ``inplane_min_size`` and/or ``inplane_divisor`` the slices are padded (symmetrically, zeros) so H and
+    W become at least ``inplane_min_size`` and then multiples of ``inplane_divisor``, and the output is
+    cropped back to ``(H, W)``: a volume one voxel wide in a slice direction (a single slice seen from
+    another view, ``(X, Y, 1)`` in the coronal view is slices of ``X x 1``) still reaches the network's
+    deepest, normalised layers with more than one pixel (the bundles pass ``2 * output_stride``).
 
     f1 cache: when the network (or the ``.module`` of a ``DataParallel``/``DistributedDataParallel``
     wrapper) implements :class:`~t2d_monai.networks.GroupCacheNetwork` with ``supports_group_cache = True``
@@ -104,6 +107,8 @@ class ThickSliceInferer(Inferer):
         progress: show a tqdm progress bar over the window batches.
         cache_f1: reuse each group's f1 feature across windows when the network supports it.
         inplane_divisor: pad H and W to multiples of this (int or pair); None or 1: no padding.
+        inplane_min_size: pad H and W to at least this (int or pair), before ``inplane_divisor``; None or 1:
+            no padding.
         activation: ``"auto"`` (default), ``"sigmoid"``, ``"softmax"`` or ``"none"`` (average the logits).
         pad_mode: padding along the slices for ``D < num_slices``: ``"edge"`` (default) or ``"constant"``.
         weighting: ``"uniform"`` (default) or ``"gaussian"``: weight of a window's slices by position.
@@ -139,6 +144,7 @@ class ThickSliceInferer(Inferer):
         pad_mode: str = "edge",
         weighting: str = "uniform",
         sigma_scale: float = 0.125,
+        inplane_min_size: int | Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("num_slices", num_slices), ("stride", stride), ("batch_size", batch_size)):
@@ -151,6 +157,9 @@ class ThickSliceInferer(Inferer):
         divisor = ensure_tuple_rep(1 if inplane_divisor is None else inplane_divisor, 2)
         if any(int(d) != d or d < 1 for d in divisor):
             raise ValueError(f"inplane_divisor must be None or positive integer(s), got {inplane_divisor!r}.")
+        min_size = ensure_tuple_rep(1 if inplane_min_size is None else inplane_min_size, 2)
+        if any(int(m) != m or m < 1 for m in min_size):
+            raise ValueError(f"inplane_min_size must be None or positive integer(s), got {inplane_min_size!r}.")
         self.num_slices = int(num_slices)
         self.stride = int(stride)
         self.batch_size = int(batch_size)
@@ -159,6 +168,7 @@ class ThickSliceInferer(Inferer):
         self.progress = bool(progress)
         self.cache_f1 = bool(cache_f1)
         self.inplane_divisor: tuple[int, int] = (int(divisor[0]), int(divisor[1]))
+        self.inplane_min_size: tuple[int, int] = (int(min_size[0]), int(min_size[1]))
         self.activation = look_up_option(activation, ACTIVATIONS)
         self.pad_mode = look_up_option(pad_mode, SLICE_PAD_MODES)
         self.weighting = look_up_option(weighting, WEIGHTINGS)
@@ -189,7 +199,7 @@ class ThickSliceInferer(Inferer):
 
         n, _, height, width, depth = x.shape
         before, after = slice_padding(depth, self.num_slices)
-        inplane = [(p // 2, p - p // 2) for p in (-s % d for s, d in zip((height, width), self.inplane_divisor))]
+        inplane = [(p // 2, p - p // 2) for p in self._inplane_padding(height, width)]
         with torch.no_grad():
             x = pad_slices(x, before, after, self.pad_mode)
             if any(sum(p) for p in inplane):
@@ -231,6 +241,14 @@ class ThickSliceInferer(Inferer):
         if temp_meta is not None:
             return convert_to_dst_type(output, temp_meta, device=device)[0]
         return output
+
+    def _inplane_padding(self, height: int, width: int) -> list[int]:
+        """Pixels to add to H and W: up to ``inplane_min_size``, then to a multiple of ``inplane_divisor``."""
+        pads = []
+        for size, least, divisor in zip((height, width), self.inplane_min_size, self.inplane_divisor):
+            target = max(size, least)
+            pads.append(target + (-target % divisor) - size)
+        return pads
 
     def _use_group_cache(self, net: Any) -> bool:
         """Whether to cache mini-group features for ``net``; checks its ``num_slices`` against the inferer's.

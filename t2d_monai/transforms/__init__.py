@@ -4,6 +4,7 @@ the fusion of the three views' predictions."""
 from __future__ import annotations
 
 from .check_image_label import CheckImageLabeld
+from .non_finite import ReplaceNonFinited
 from .slab import (
     SLICE_PAD_MODES,
     RandThickSlabd,
@@ -25,6 +26,7 @@ __all__ = [
     "VIEWS",
     "VIEW_AXES",
     "RandThickSlabd",
+    "ReplaceNonFinited",
     "ThickSlab",
     "ThickSlabd",
     "ViewFusion",

@@ -3,8 +3,10 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
-from t2d_monai.bundle import check_checkpoint_exists, check_dataset_dir, list_images
+from t2d_monai.bundle import check_checkpoint, check_checkpoint_exists, check_dataset_dir, list_images
+from t2d_monai.handlers import CheckpointMismatchError, CheckpointReadError, ModelSignature
 
 
 def test_check_dataset_dir(tmp_path):
@@ -22,6 +24,19 @@ def test_check_checkpoint_exists(tmp_path):
         check_checkpoint_exists(str(tmp_path / "model.pt"))
     (tmp_path / "model.pt").write_bytes(b"x")
     assert check_checkpoint_exists(str(tmp_path / "model.pt")).endswith("model.pt")
+
+
+def test_check_checkpoint_reads_it_and_compares_the_signature(tmp_path):
+    path = str(tmp_path / "model.pt")
+    with pytest.raises(FileNotFoundError, match="no trained model at"):
+        check_checkpoint(path)
+    torch.save({"model": {}}, path)
+    with pytest.raises(CheckpointReadError, match=r"lacks \['signature'\]"):
+        check_checkpoint(path)
+    torch.save({"signature": {"view": "coronal", "num_slices": 6}, "model": {}}, path)
+    assert check_checkpoint(path, ModelSignature(view="coronal", num_slices=6)) == path
+    with pytest.raises(CheckpointMismatchError, match="num_slices: the checkpoint was trained with 6, the config asks for 15"):
+        check_checkpoint(path, ModelSignature(view="coronal", num_slices=15))
 
 
 def test_list_images_msd_test_list(tmp_path):

@@ -6,7 +6,14 @@ import pytest
 import torch
 from ignite.engine import Engine, Events
 
-from t2d_monai.handlers import AtomicCheckpointSaver, ModelSignature, ResumeCheckpointLoader, save_atomically
+from t2d_monai.handlers import (
+    AtomicCheckpointSaver,
+    CheckpointReadError,
+    ModelSignature,
+    ResumeCheckpointLoader,
+    read_checkpoint,
+    save_atomically,
+)
 
 DATA = [torch.full((2, 3), float(i)) for i in range(4)]
 
@@ -52,6 +59,50 @@ def test_resume_without_checkpoint_starts_fresh(tmp_path, caplog):
     ResumeCheckpointLoader(str(tmp_path / "missing.pt"), {"model": net, "trainer": engine}).attach(engine)
     engine.run(DATA, max_epochs=1)
     assert engine.state.iteration == 4
+
+
+def _bad_checkpoints(tmp_path):
+    """name -> (file, what the error must say) for every kind of unusable checkpoint."""
+    good = tmp_path / "good.pt"
+    torch.save({"signature": {"view": "coronal"}, "model": torch.nn.Linear(3, 1).state_dict()}, good)
+    data = good.read_bytes()
+    files = {
+        "truncated": (data[: len(data) // 2], "empty, truncated or corrupted"),
+        "empty": (b"", r"\(0 bytes\): it is empty, truncated or corrupted"),
+        "text": (b"hello", "not a PyTorch checkpoint"),
+        "gzip": (b"\x1f\x8b\x08\x00" + bytes(60), "not a PyTorch checkpoint"),
+    }
+    out = {}
+    for name, (content, match) in files.items():
+        (tmp_path / f"{name}.pt").write_bytes(content)
+        out[name] = (tmp_path / f"{name}.pt", match)
+    torch.save(torch.nn.Linear(3, 1), tmp_path / "module.pt")
+    out["module"] = (tmp_path / "module.pt", "holds Python objects, not only tensors")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    out["other"] = (tmp_path / "other.pt", r"not a checkpoint of this project: it lacks \['model'\] \(it has \['state_dict'\]\)")
+    return good, out
+
+
+def test_read_checkpoint_names_file_problem_and_fix(tmp_path):
+    good, bad = _bad_checkpoints(tmp_path)
+    assert set(read_checkpoint(str(good))) == {"signature", "model"}
+    for path, match in bad.values():
+        with pytest.raises(CheckpointReadError, match=match) as info:
+            read_checkpoint(str(path))
+        assert str(path) in str(info.value) and "retrain it: python -m monai.bundle run training" in str(info.value)
+    with pytest.raises(CheckpointReadError, match=r"lacks \['optimizer'\]"):
+        read_checkpoint(str(good), keys=("signature", "model", "optimizer"))
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        read_checkpoint(str(tmp_path / "nope.pt"))
+
+
+def test_resume_from_unreadable_checkpoint_says_how_to_start_over(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"PK\x03\x04 interrupted copy")
+    net, _, engine = _make()
+    ResumeCheckpointLoader(str(path), {"model": net}).attach(engine)
+    with pytest.raises(CheckpointReadError, match="cannot resume: .*move .*checkpoint.pt' away"):
+        engine.run(DATA, max_epochs=1)
 
 
 def test_disabled_resume_ignores_existing_checkpoint(tmp_path):
@@ -112,6 +163,9 @@ def test_signature_mismatch_names_both_settings():
         ModelSignature(view="coronal", num_slices=12).load_state_dict(saved)
     with pytest.raises(ValueError, match="does not record"):
         ModelSignature(backbone="resnet50").load_state_dict(saved)
+    unet = ModelSignature(network="UNet", spatial_dims=3).state_dict()  # another network family
+    with pytest.raises(ValueError, match=r"another network family \(network='UNet', spatial_dims=3\).*patch3d.json"):
+        ModelSignature(view="coronal", num_slices=15).load_state_dict(unet)
 
 
 def test_ill_arg(tmp_path):

@@ -171,6 +171,25 @@ def test_inplane_divisor_pads_and_crops():
     torch.testing.assert_close(aligned, x)  # padding and cropping line up
 
 
+def test_inplane_min_size_pads_and_crops():
+    seen = []
+
+    class Record(torch.nn.Module):  # the identity that remembers the window size it was given
+        def forward(self, x):
+            seen.append(tuple(x.shape[2:]))
+            return x
+
+    x = torch.randn(1, 1, 1, 12, 4)  # slices one pixel high: a single slice seen from another view
+    out = ThickSliceInferer(3, inplane_min_size=32, activation="none")(x, Record())
+    assert set(seen) == {(32, 32)}
+    torch.testing.assert_close(out, x)  # padding and cropping line up
+    seen.clear()
+    ThickSliceInferer(3, inplane_min_size=(4, 5), inplane_divisor=4, activation="none")(torch.randn(1, 1, 1, 9, 4), Record())
+    assert set(seen) == {(4, 12)}  # at least (4, 5), then multiples of 4; a side above the minimum is kept
+    with pytest.raises(ValueError, match="inplane_min_size"):
+        ThickSliceInferer(3, inplane_min_size=0)
+
+
 def test_metatensor_devices_progress_and_grad(stand_in_esm):
     x = MetaTensor(torch.randn(1, 1, 6, 7, 9), affine=torch.diag(torch.tensor([2.0, 2.0, 3.0, 1.0])))
     net = stand_in_esm(num_slices=3)
