@@ -50,6 +50,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "t2d_monai.bundle.packaging:package_bundle",
         "copy a bundle into the model-zoo layout (folder or zip), with overlays baked in and the checkpoint checked",
     ),
+    "odd_inputs": (
+        "t2d_monai.bundle.odd_inputs:odd_inputs",
+        "run every odd input (singleton axes, NaN, bad checkpoints, ...) through a bundle's configs; table of outcomes",
+    ),
     "zoo_check": (
         "t2d_monai.bundle.zoo_check:zoo_check",
         "offline model-zoo CI checks: files, changelog, schema, verify_net_in_out, TorchScript and ONNX export",

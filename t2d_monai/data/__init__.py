@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from t2d_monai.data.datalist import PAPER_TEST_FRACTION, find_cases, load_datalists, make_split, save_split
-from t2d_monai.data.image_writer import ShapeKeepingNibabelWriter
+from t2d_monai.data.image_writer import AtomicNibabelWriter
 from t2d_monai.data.synthetic import DEFAULT_SHAPE, DEFAULT_SPACING, LABELS, case_affine, generate_case, write_dataset
 
 __all__ = [
+    "AtomicNibabelWriter",
     "DEFAULT_SHAPE",
     "DEFAULT_SPACING",
     "LABELS",
     "PAPER_TEST_FRACTION",
-    "ShapeKeepingNibabelWriter",
     "case_affine",
     "find_cases",
     "generate_case",

@@ -1,24 +1,31 @@
-"""A NIfTI writer that gives back exactly the input's shape, singleton axes included."""
+"""How the bundles write predictions: NIfTI of exactly the input's shape, written atomically."""
 
 from __future__ import annotations
 
-from monai.config import NdarrayOrTensor
+import os
+import tempfile
+
+from monai.config import NdarrayOrTensor, PathLike
 from monai.data import NibabelWriter
 
-__all__ = ["ShapeKeepingNibabelWriter"]
+__all__ = ["AtomicNibabelWriter"]
 
 
-class ShapeKeepingNibabelWriter(NibabelWriter):
+class AtomicNibabelWriter(NibabelWriter):
     """
-    :class:`monai.data.NibabelWriter` that removes only the channel axis, never a spatial one.
+    :class:`monai.data.NibabelWriter` that keeps singleton spatial axes and never leaves a partial file.
 
-    MONAI's writers drop *every* trailing singleton axis after moving the channel last
-    (``squeeze_end_dims``), so a one-slice prediction ``(1, X, Y, 1)`` is written as a 2D image ``(X, Y)`` and
-    no longer matches its ``(X, Y, 1)`` input. This writer keeps the spatial axes: ``(1, X, Y, 1) -> (X, Y, 1)``,
-    ``(1, X, Y, Z) -> (X, Y, Z)``; a multi-channel ``(C, X, Y, Z)`` is written as ``(X, Y, Z, C)`` as before.
+    - Shape: MONAI's writers drop *every* trailing singleton axis after moving the channel last
+      (``squeeze_end_dims``), so a one-slice prediction ``(1, X, Y, 1)`` would be written as a 2D image ``(X, Y)``
+      that no longer matches its ``(X, Y, 1)`` input. Here only a single channel is removed:
+      ``(1, X, Y, 1) -> (X, Y, 1)``, ``(1, X, Y, Z) -> (X, Y, Z)``; a multi-channel ``(C, X, Y, Z)`` is written as
+      ``(X, Y, Z, C)`` as before.
+    - Atomic: the file is written under a hidden temporary name in the output folder
+      (``.<name>.<random>.partial.nii.gz``) and renamed onto ``filename`` when complete, so a run killed while
+      writing leaves the previous file (or none) under the final name, never half of one.
 
-    Use it as ``SaveImaged(..., writer=t2d_monai.data.ShapeKeepingNibabelWriter)`` (bundle configs:
-    ``"writer": "$t2d_monai.data.ShapeKeepingNibabelWriter"``).
+    Use it as ``SaveImaged(..., writer=t2d_monai.data.AtomicNibabelWriter)`` (bundle configs:
+    ``"writer": "$t2d_monai.data.AtomicNibabelWriter"``).
     """
 
     def set_data_array(
@@ -29,3 +36,21 @@ class ShapeKeepingNibabelWriter(NibabelWriter):
         super().set_data_array(data_array, channel_dim=channel_dim, squeeze_end_dims=False, **kwargs)
         if squeeze_end_dims and self.data_obj.shape[-1] == 1:
             self.data_obj = self.data_obj[..., 0]
+
+    def write(self, filename: PathLike, verbose: bool = False, **obj_kwargs) -> None:
+        """Write to a temporary file next to ``filename`` (same extension, so the same format), then rename it."""
+        filename = os.fspath(filename)
+        folder, name = os.path.split(os.path.abspath(filename))
+        ext = ".nii.gz" if name.endswith(".nii.gz") else os.path.splitext(name)[1]
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name[: len(name) - len(ext)]}.", suffix=f".partial{ext}", dir=folder)
+        os.close(fd)
+        try:
+            super().write(tmp, verbose=verbose, **obj_kwargs)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # what a plain open() gives, not mkstemp's private 0o600
+            os.replace(tmp, filename)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)

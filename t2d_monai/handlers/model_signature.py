@@ -54,17 +54,17 @@ class ModelSignature:
                 problems.append(f"{name}: the checkpoint was trained with {state_dict[name]!r}, the config asks for {wanted!r}")
         if problems:
             unknown = sorted(set(state_dict) - set(self.fields))
-            family = (
-                f"\nThe checkpoint records settings this config does not have ({', '.join(unknown)}): it was trained "
-                f"for another network family ({', '.join(f'{k}={state_dict[k]!r}' for k in unknown)}). Run it with "
-                "the overlays it was trained with (for example configs/baselines/patch3d.json and "
-                "configs/baselines/unet3d.json for the 3D U-Net), or retrain with these configs."
-                if unknown else ""
-            )
+            if unknown:  # e.g. a 3D U-Net checkpoint (network, spatial_dims, patch_size) for a T2DNet config
+                raise CheckpointMismatchError(
+                    "checkpoint does not match the config: it was trained for another network family "
+                    f"({', '.join(f'{k}={state_dict[k]!r}' for k in unknown)}), settings this config does not have. "
+                    "Run it with the overlays it was trained with (for example configs/baselines/patch3d.json and "
+                    "configs/baselines/unet3d.json for the 3D U-Net), or retrain with these configs. Differences:\n  - "
+                    + "\n  - ".join(problems)
+                )
             raise CheckpointMismatchError(
                 "checkpoint does not match the config:\n  - "
                 + "\n  - ".join(problems)
-                + family
                 + "\nUse the checkpoint trained for these settings, or override the config to match the checkpoint "
                 "(for example --view or --num_slices)."
             )
