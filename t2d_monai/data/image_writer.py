@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 
@@ -22,7 +23,8 @@ class AtomicNibabelWriter(NibabelWriter):
       ``(X, Y, Z, C)`` as before.
     - Atomic: the file is written under a hidden temporary name in the output folder
       (``.<name>.<random>.partial.nii.gz``) and renamed onto ``filename`` when complete, so a run killed while
-      writing leaves the previous file (or none) under the final name, never half of one.
+      writing leaves the previous file (or none) under the final name, never half of one; the partial file such a
+      run leaves is removed by the next write of the same name.
 
     Use it as ``SaveImaged(..., writer=t2d_monai.data.AtomicNibabelWriter)`` (bundle configs:
     ``"writer": "$t2d_monai.data.AtomicNibabelWriter"``).
@@ -43,7 +45,10 @@ class AtomicNibabelWriter(NibabelWriter):
         folder, name = os.path.split(os.path.abspath(filename))
         ext = ".nii.gz" if name.endswith(".nii.gz") else os.path.splitext(name)[1]
         os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{name[: len(name) - len(ext)]}.", suffix=f".partial{ext}", dir=folder)
+        stem = name[: len(name) - len(ext)]
+        for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(stem)}.*.partial{ext}")):
+            os.remove(stale)  # left by a run killed while writing this very file
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder)
         os.close(fd)
         try:
             super().write(tmp, verbose=verbose, **obj_kwargs)

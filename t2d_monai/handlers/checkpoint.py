@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import pickle
@@ -156,6 +157,7 @@ class AtomicCheckpointSaver:
         return {name: unwrap_parallel(obj).state_dict() for name, obj in objects.items()}
 
     def attach(self, engine: Engine) -> None:
+        self._remove_stale_temporaries()
         if self.engine_key is not None:
             self.save_dict[self.engine_key] = engine
         if self.latest_filename is not None:
@@ -163,6 +165,17 @@ class AtomicCheckpointSaver:
             engine.add_event_handler(Events.COMPLETED, self.save_latest)
         if self.key_metric_filename is not None and self.metric_engine is not None:
             self.metric_engine.add_event_handler(Events.EPOCH_COMPLETED, self.save_if_best)
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete the temporary files a killed process left behind while writing this saver's files
+        (:func:`~t2d_monai.utils.atomic_output` names them ``.<file>.<random>.tmp``); the files themselves are
+        complete, old or new."""
+        for name in (self.latest_filename, self.key_metric_filename):
+            if name is None or not os.path.isdir(self.save_dir):
+                continue
+            for stale in glob.glob(os.path.join(glob.escape(self.save_dir), f".{glob.escape(name)}.*.tmp")):
+                os.remove(stale)
+                self.logger.info(f"removed {stale}, a partial write of {name} by an interrupted run")
 
     def save_latest(self, engine: Engine) -> None:
         path = os.path.join(self.save_dir, self.latest_filename)
