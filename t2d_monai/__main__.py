@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "t2d_monai.benchmarks.comparison:benchmark",
         "train and evaluate 2D, thickened 2D and 3D baselines side by side: Dice, latency, parameters",
     ),
+    "monailabel_load": (
+        "t2d_monai.benchmarks.monailabel_load:monailabel_load",
+        "concurrent inference and a training request on a real MONAI Label server: equality, throughput, latency",
+    ),
     "demo": ("t2d_monai.demo:demo", "synthesise data, train, evaluate and infer with the hepatic_vessel bundle on CPU"),
     "package_bundle": (
         "t2d_monai.bundle.packaging:package_bundle",

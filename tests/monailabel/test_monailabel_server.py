@@ -8,12 +8,6 @@ compare with the bundle's own inference, send bad input, train through MONAI Lab
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +20,7 @@ import requests  # noqa: E402
 import torch  # noqa: E402
 from monai.bundle import ConfigParser, ConfigWorkflow  # noqa: E402
 
+from t2d_monai.benchmarks.monailabel_load import load_test, serve  # noqa: E402
 from t2d_monai.bundle import package_bundle  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,12 +34,6 @@ SMALL = {
     "val_interval": 1, "volumes_per_batch": 1, "slabs_per_volume": 2, "infer_batch_size": 8, "num_workers": 0,
 }
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _signed_checkpoint(path: Path, case: Path) -> float:
@@ -91,37 +80,9 @@ def server(tmp_path_factory):
                                  overlays="cpu_small.json", overrides={**SMALL, "threshold": threshold}))
     package_bundle(str(BUNDLE), str(app / "model" / "untrained"), overlays="cpu_small.json", overrides=SMALL)
 
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
-    cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", str(studies),
-           "--conf", "models", "hepatic_vessel,untrained", "--conf", "sam2", "false",
-           "--host", "127.0.0.1", "--port", str(port)]
-    log = open(tmp / "server.log", "w")
-    process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            if process.poll() is not None:
-                pytest.fail(f"server exited with {process.returncode}:\n{(tmp / 'server.log').read_text()[-5000:]}")
-            try:
-                if requests.get(f"{url}/info/", timeout=5).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.5)
-        else:
-            pytest.fail(f"server did not answer in 120 s:\n{(tmp / 'server.log').read_text()[-5000:]}")
+    with serve(app, studies, ["hepatic_vessel", "untrained"], tmp / "server.log") as url:
         yield {"url": url, "bundle": served, "case": case, "label": data / "labelsTr" / case.name, "tmp": tmp,
-               "log": tmp / "server.log"}
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+               "log": tmp / "server.log", "images": images}
 
 
 def _infer(url: str, image: Path, out: Path) -> requests.Response:
@@ -203,3 +164,16 @@ def test_training_through_monailabel(server, tmp_path):
     assert any(not torch.equal(after["model"][k], before["model"][k]) for k in before["model"]), "weights must change"
     # the server picks up the new weights
     assert _infer(server["url"], server["case"], tmp_path / "trained.nii.gz").status_code == 200
+
+
+def test_concurrent_requests_while_training(server):
+    """16 inference requests at once and a training request beside them: every one answered with exactly the
+    single-request answer for its input, nothing half-written, the server still serving afterwards."""
+    images = server["images"][:3]
+    result = load_test(server["url"], images, "hepatic_vessel", requests=16, concurrency=16, train_model="untrained")
+    assert result["answered"] == 16 and result["equal"] == 16, result["rows"]
+    assert result["training"] is not None and result["training"]["status"] == 200, result["training"]
+    assert result["serving_after"]
+    assert 0 < result["p50_s"] <= result["p90_s"] <= result["p99_s"] <= result["max_s"] and result["throughput_per_s"] > 0
+    trained = server["bundle"].parent / "untrained" / "models"
+    assert sorted(p.name for p in trained.iterdir()) == ["checkpoint.pt", "model.pt"]  # no partial write left
