@@ -87,7 +87,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if name not in COMMANDS:
         print(f"unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
         raise SystemExit(2)
-    fire.Fire(_load(COMMANDS[name][0]), command=argv[1:], name=name)
+    args = argv[1:]
+    own = args[: args.index("--")] if "--" in args else args
+    if any(a in ("-h", "--help") for a in own):
+        # fire reads --help as a value of a command's **overrides (benchmark) and would start the command;
+        # after "--" it is fire's own flag: print the help, start nothing
+        args = ["--", "--help"]
+    fire.Fire(_load(COMMANDS[name][0]), command=args, name=name)
 
 
 if __name__ == "__main__":
