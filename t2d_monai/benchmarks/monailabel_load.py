@@ -238,7 +238,7 @@ def _markdown(result: dict[str, Any], info: dict[str, Any]) -> str:
         f"- Requests: {len(result['rows'])} at once (concurrency {info['concurrency']}); answered "
         f"{result['answered']} of {len(result['rows'])}, equal to the single-request answer for their input: "
         f"{result['equal']} of {len(result['rows'])}.",
-        f"- Training request during the burst: "
+        "- Training request during the burst: "
         + ("none" if training is None else f"HTTP {training['status']} after {training['seconds']} s"),
         f"- Serving afterwards (`/info/` and one more inference, equal to its reference): {result['serving_after']}.",
         "",

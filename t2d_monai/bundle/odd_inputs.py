@@ -9,45 +9,24 @@ product is documented to do, what it did, and whether the two agree.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
-import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from t2d_monai.bundle.bundle_run import SHAPE, TINY, Context, describe, refused, same_space
 from t2d_monai.bundle.paths import bundle_dir, checkpoint_filename
 from t2d_monai.utils.files import write_atomic, write_csv_atomic
 
-__all__ = ["CASES", "Case", "odd_inputs"]
+__all__ = ["CASES", "COLUMNS", "Case", "odd_inputs"]
 
-#: the volumes of the cases: non-cubic on purpose (coronal slices are X x Z = 48 x 20)
-SHAPE = (48, 40, 20)
-#: the tiny CPU recipe of the cases (the configs' own ids)
-TINY: dict[str, Any] = {
-    "num_slices": 6, "backbone": "resnet18", "decoder_channels": 64, "spatial_size": [48, 48], "num_iterations": 2,
-    "iterations_per_epoch": 2, "val_interval": 1, "volumes_per_batch": 1, "slabs_per_volume": 2,
-    "infer_batch_size": 8, "num_workers": 0,
-}
 COLUMNS = ["case", "input", "documented behaviour", "observed", "as documented"]
-
-
-@dataclass
-class Result:
-    """What one bundle run did: the clear error it raised (None: it finished), its output files, the warnings
-    logged by t2d_monai, and the workflow (for training cases)."""
-
-    error: BaseException | None = None
-    outputs: list[Path] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    workflow: Any = None
 
 
 @dataclass(frozen=True)
@@ -58,149 +37,7 @@ class Case:
     name: str
     input: str
     documented: str
-    check: Callable[["Context"], tuple[str, str | None]]
-
-
-class Context:
-    """The work folder, the tiny trained models (one per view) and helpers to write inputs and run the bundle."""
-
-    def __init__(self, work: Path, bundle: Path) -> None:
-        self.work, self.bundle, self.configs = work, bundle, bundle / "configs"
-        self._count = 0
-        self.data = work / "data"
-        self.root = work / "bundle_root"
-        self.models: dict[str, Path] = {}
-
-    def fresh(self, name: str) -> Path:
-        """A new empty folder under the work folder."""
-        self._count += 1
-        path = self.work / f"{self._count:02d}_{name}"
-        path.mkdir(parents=True)
-        return path
-
-    def workflow(self, kind: str, files: list[str], **overrides: Any):
-        from monai.bundle import ConfigWorkflow
-
-        return ConfigWorkflow(
-            config_file=[str(self.configs / f) for f in files], meta_file=str(self.configs / "metadata.json"),
-            logging_file=False, workflow_type=kind, **{**TINY, "bundle_root": str(self.root), **overrides},
-        )
-
-    def run(self, kind: str, files: list[str], out: Path | None = None, **overrides: Any) -> Result:
-        """Run a workflow (initialize, run, finalize); the outputs are the files it left in ``out``."""
-        result = Result()
-        extra = {} if out is None else {"output_dir": str(out)}
-        with _captured_warnings() as warnings:
-            try:
-                result.workflow = self.workflow(kind, files, **extra, **overrides)
-                result.workflow.initialize()
-                result.workflow.run()
-                result.workflow.finalize()
-            except Exception as e:  # the clear error is somewhere in the chain the bundle runner re-raises
-                result.error = _clear_error(e)
-        result.warnings = warnings
-        if out is not None and out.is_dir():
-            result.outputs = sorted(p for p in out.iterdir() if p.is_file())
-        return result
-
-    def infer(self, source: Path, view: str = "coronal", ckpt: Path | None = None, **overrides: Any) -> Result:
-        """Inference of ``source`` (a file or folder) into a fresh folder with ``ckpt`` (None: the view's tiny
-        model, found by the config's own ``ckpt_file`` under the bundle root)."""
-        out = overrides.pop("out", None) or self.fresh("out")
-        if ckpt is not None:
-            overrides["ckpt_file"] = str(ckpt)
-        return self.run("infer", ["inference.json", "cpu_small.json"], out=out, dataset_dir=str(source), view=view,
-                        **overrides)
-
-    def nifti(self, name: str, data: np.ndarray, affine: np.ndarray | None = None) -> Path:
-        import nibabel as nib
-
-        path = self.fresh(name) / f"{name}.nii.gz"
-        nib.save(nib.Nifti1Image(data, np.diag([0.8, 0.8, 2.5, 1.0]) if affine is None else affine), str(path))
-        return path
-
-    def ct(self, shape: tuple[int, ...] = SHAPE, dtype: Any = np.int16, seed: int = 0) -> np.ndarray:
-        """A CT-like volume in HU: the first synthetic test case cropped or tiled to ``shape``."""
-        import nibabel as nib
-
-        case = sorted((self.data / "imagesTs").glob("*.nii.gz"))[0]
-        vol = np.asarray(nib.load(str(case)).dataobj).astype(np.float64)
-        reps = [int(np.ceil(s / v)) for s, v in zip(shape[:3], vol.shape)]
-        vol = np.tile(vol, reps)[tuple(slice(0, s) for s in shape[:3])]
-        return vol.reshape(shape).astype(dtype)
-
-
-@contextlib.contextmanager
-def _captured_warnings() -> Iterator[list[str]]:
-    """Messages of WARNING and above logged under ``t2d_monai`` inside the block."""
-    messages: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    handler, logger = Collect(logging.WARNING), logging.getLogger("t2d_monai")
-    logger.addHandler(handler)
-    try:
-        yield messages
-    finally:
-        logger.removeHandler(handler)
-
-
-def _clear_error(error: BaseException) -> BaseException:
-    """The error a user should read: the first one in the chain that is not the bundle runner's wrapper
-    ("Failed to evaluate/instantiate ...") nor ignite's re-raise."""
-    chain, e = [], error
-    while e is not None and e not in chain:
-        chain.append(e)
-        e = e.__cause__ or e.__context__
-    for e in chain:
-        wrapper = r"Failed to (evaluate|instantiate)|Component to instantiate|applying transform"
-        if not (type(e) is RuntimeError and re.match(wrapper, str(e))):
-            return e
-    return chain[-1]
-
-
-def _describe(error: BaseException) -> str:
-    first = " ".join(str(error).split())
-    return f"refused: {type(error).__name__}: {first[:300]}{'...' if len(first) > 300 else ''}"
-
-
-def _refused(result: Result, kind: type, pattern: str) -> tuple[str, str | None]:
-    if result.error is None:
-        return f"finished, outputs {[p.name for p in result.outputs]}", f"expected {kind.__name__} matching {pattern!r}"
-    observed = _describe(result.error)
-    ok = isinstance(result.error, kind) and re.search(pattern, " ".join(str(result.error).split()))
-    return observed, None if ok else f"expected {kind.__name__} matching {pattern!r}"
-
-
-def _same_space(result: Result, image: Path, warning: str | None = None) -> tuple[str, str | None]:
-    """The one output has the input's shape (a trailing singleton 4th axis aside) and affine, and is binary."""
-    import nibabel as nib
-
-    if result.error is not None:
-        return _describe(result.error), "expected an output in the input's space"
-    segs = [p for p in result.outputs if p.name.endswith("_seg.nii.gz")]
-    if len(segs) != 1:
-        return f"outputs {[p.name for p in result.outputs]}", "expected exactly one <name>_seg.nii.gz"
-    src, pred = nib.load(str(image)), nib.load(str(segs[0]))
-    want = src.shape[:3] if len(src.shape) == 4 and src.shape[3] == 1 else src.shape
-    values = set(np.unique(np.asarray(pred.dataobj)).tolist())
-    same_affine = np.allclose(pred.affine, src.affine, atol=1e-4)
-    observed = f"written: shape {pred.shape}, affine {'kept' if same_affine else 'changed'}, values {sorted(values)}"
-    problems = []
-    if pred.shape != want:
-        problems.append(f"shape {pred.shape} instead of {want}")
-    if not same_affine:
-        problems.append("affine changed")
-    if not values <= {0, 1}:
-        problems.append(f"values {sorted(values)} not binary")
-    if warning is not None:
-        found = [w for w in result.warnings if re.search(warning, w)]
-        observed += f"; warning: {found[0][:200]}" if found else "; no warning"
-        if not found:
-            problems.append(f"no warning matching {warning!r}")
-    return observed, "; ".join(problems) or None
+    check: Callable[[Context], tuple[str, str | None]]
 
 
 # --- the cases ----------------------------------------------------------------------------------------------
@@ -209,7 +46,7 @@ def _same_space(result: Result, image: Path, warning: str | None = None) -> tupl
 def _singleton(shape: tuple[int, int, int], view: str) -> Callable[[Context], tuple[str, str | None]]:
     def check(ctx: Context) -> tuple[str, str | None]:
         image = ctx.nifti("singleton", ctx.ct(shape))
-        return _same_space(ctx.infer(image, view=view), image)
+        return same_space(ctx.infer(image, view=view), image)
 
     return check
 
@@ -217,14 +54,14 @@ def _singleton(shape: tuple[int, int, int], view: str) -> Callable[[Context], tu
 def _space_kept(shape: tuple[int, ...], dtype: Any = np.int16, affine: np.ndarray | None = None):
     def check(ctx: Context) -> tuple[str, str | None]:
         image = ctx.nifti("volume", ctx.ct(shape, dtype), affine)
-        return _same_space(ctx.infer(image), image)
+        return same_space(ctx.infer(image), image)
 
     return check
 
 
 def _bad_image(shape: tuple[int, ...], pattern: str):
     def check(ctx: Context) -> tuple[str, str | None]:
-        return _refused(ctx.infer(ctx.nifti("bad", np.zeros(shape, np.int16))), ValueError, pattern)
+        return refused(ctx.infer(ctx.nifti("bad", np.zeros(shape, np.int16))), ValueError, pattern)
 
     return check
 
@@ -235,7 +72,7 @@ def _nan_patch(ctx: Context) -> tuple[str, str | None]:
     image = ctx.nifti("nan_patch", vol)
     # threshold 0: every voxel with a finite probability is foreground, a NaN one would be background
     result = ctx.infer(image, threshold=0.0)
-    observed, problem = _same_space(result, image, warning=r"100 non-finite voxel\(s\).*replaced by -100")
+    observed, problem = same_space(result, image, warning=r"100 non-finite voxel\(s\).*replaced by -100")
     if result.error is None and problem is None:
         import nibabel as nib
 
@@ -247,19 +84,19 @@ def _nan_patch(ctx: Context) -> tuple[str, str | None]:
 
 def _all_nan(ctx: Context) -> tuple[str, str | None]:
     image = ctx.nifti("all_nan", np.full(SHAPE, np.nan, np.float32))
-    return _refused(ctx.infer(image), ValueError, r"every voxel \(\d+\) is NaN or infinite")
+    return refused(ctx.infer(image), ValueError, r"every voxel \(\d+\) is NaN or infinite")
 
 
 def _thin(ctx: Context) -> tuple[str, str | None]:
     image = ctx.nifti("thin", ctx.ct((32, 3, 12)), np.diag([0.8, 2.0, 2.5, 1.0]))
-    return _same_space(ctx.infer(image), image)
+    return same_space(ctx.infer(image), image)
 
 
 def _output_is_input_folder(ctx: Context) -> tuple[str, str | None]:
     image = ctx.nifti("same_folder", ctx.ct())
     before = image.read_bytes()
     result = ctx.infer(image, out=image.parent)
-    observed, problem = _same_space(result, image)
+    observed, problem = same_space(result, image)
     untouched = image.read_bytes() == before
     observed += f"; input {'unchanged' if untouched else 'MODIFIED'}"
     return observed, problem if untouched else (problem or "") + " input modified"
@@ -269,17 +106,17 @@ def _no_images(ctx: Context) -> tuple[str, str | None]:
     folder = ctx.fresh("pngs")
     for i in range(3):
         (folder / f"slice_{i}.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    return _refused(ctx.infer(folder), FileNotFoundError, r"no images \(.*\) found in")
+    return refused(ctx.infer(folder), FileNotFoundError, r"no images \(.*\) found in")
 
 
 def _view_typo(ctx: Context) -> tuple[str, str | None]:
     image = ctx.nifti("volume", ctx.ct())
-    return _refused(ctx.infer(image, view="coronl"), ValueError, r"did you mean 'coronal'\?.*Available options are")
+    return refused(ctx.infer(image, view="coronl"), ValueError, r"did you mean 'coronal'\?.*Available options are")
 
 
 def _missing_model(ctx: Context) -> tuple[str, str | None]:
     image = ctx.nifti("volume", ctx.ct())
-    return _refused(ctx.infer(image, ckpt=ctx.work / "nowhere" / "model.pt"), FileNotFoundError, r"no trained model at .*Train one first")
+    return refused(ctx.infer(image, ckpt=ctx.work / "nowhere" / "model.pt"), FileNotFoundError, r"no trained model at .*Train one first")
 
 
 def _bad_checkpoint(make: Callable[[Context, Path], None], kind_name: str, pattern: str):
@@ -289,7 +126,7 @@ def _bad_checkpoint(make: Callable[[Context, Path], None], kind_name: str, patte
         path = ctx.fresh("ckpt") / "model.pt"
         make(ctx, path)
         kind = {"read": CheckpointReadError, "mismatch": CheckpointMismatchError}[kind_name]
-        return _refused(ctx.infer(ctx.nifti("volume", ctx.ct()), ckpt=path), kind, pattern)
+        return refused(ctx.infer(ctx.nifti("volume", ctx.ct()), ckpt=path), kind, pattern)
 
     return check
 
@@ -338,7 +175,7 @@ def _training_nan(ctx: Context) -> tuple[str, str | None]:
     root = data.parent / "bundle_root"
     result = ctx.run("train", ["train.json", "cpu_small.json"], bundle_root=str(root), dataset_dir=str(data))
     if result.error is not None:
-        return _describe(result.error), "expected training to finish"
+        return describe(result.error), "expected training to finish"
     loss = float(result.workflow.parser.get_parsed_content("train#trainer").state.output[0]["loss"])
     warned = [w for w in result.warnings if "non-finite voxel" in w]
     observed = f"trained {TINY['num_iterations']} iterations, last loss {loss:.4f}; {len(warned)} warning(s), e.g. " \
@@ -356,7 +193,7 @@ def _label_mismatch(ctx: Context) -> tuple[str, str | None]:
     img = nib.load(str(label))
     nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[:, :, :-1], img.affine), str(label))
     result = ctx.run("train", ["train.json", "cpu_small.json"], bundle_root=str(data.parent / "root"), dataset_dir=str(data))
-    return _refused(result, ValueError, r"label .* has shape \(48, 40, 19\) but image .* has shape \(48, 40, 20\)")
+    return refused(result, ValueError, r"label .* has shape \(48, 40, 19\) but image .* has shape \(48, 40, 20\)")
 
 
 _OBLIQUE = np.array([[0.78, -0.17, 0.0, 10.0], [0.17, 0.78, 0.0, -5.0], [0.0, 0.0, 2.5, 3.0], [0, 0, 0, 1.0]])

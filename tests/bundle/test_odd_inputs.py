@@ -6,7 +6,8 @@ import csv
 
 import pytest
 
-from t2d_monai.bundle.odd_inputs import CASES, COLUMNS, Result, _refused, odd_inputs
+from t2d_monai.bundle.bundle_run import Result, refused
+from t2d_monai.bundle.odd_inputs import CASES, COLUMNS, odd_inputs
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +30,8 @@ def test_every_odd_input_behaves_as_documented(tmp_path):
 
 
 def test_a_case_that_differs_is_reported():
-    observed, problem = _refused(Result(), ValueError, "is a 2D image")
+    observed, problem = refused(Result(), ValueError, "is a 2D image")
     assert observed.startswith("finished") and "expected ValueError" in problem
-    observed, problem = _refused(Result(error=FileNotFoundError("no images here")), ValueError, "is a 2D image")
+    observed, problem = refused(Result(error=FileNotFoundError("no images here")), ValueError, "is a 2D image")
     assert observed == "refused: FileNotFoundError: no images here" and problem is not None
-    assert _refused(Result(error=ValueError("x is a 2D image")), ValueError, "is a 2D image")[1] is None
+    assert refused(Result(error=ValueError("x is a 2D image")), ValueError, "is a 2D image")[1] is None
