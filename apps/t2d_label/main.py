@@ -70,7 +70,7 @@ from monailabel.tasks.activelearning.random import Random  # noqa: E402
 from monailabel.tasks.infer.bundle import BundleInferTask  # noqa: E402
 from monailabel.tasks.train.bundle import BundleTrainTask  # noqa: E402
 
-from t2d_monai.handlers import CheckpointMismatchError  # noqa: E402
+from t2d_monai.handlers import CheckpointMismatchError, CheckpointReadError, read_checkpoint  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class T2DBundleInferTask(BundleInferTask):
     def _get_network(self, device, data):
         model_path = self.get_path()
         if self.network is not None and model_path and model_path.endswith(".pt"):
-            checkpoint = torch.load(model_path, map_location="cpu", weights_only=True)
+            checkpoint = read_checkpoint(model_path, "cpu")  # a clear error for a truncated or foreign file
             if "signature" in checkpoint and self.bundle_config.get("signature") is not None:
                 signature = self.bundle_config.get_parsed_content("signature", instantiate=True)
                 signature.load_state_dict(checkpoint["signature"])  # raises CheckpointMismatchError
@@ -222,6 +222,9 @@ class MyApp(MONAILabelApp):
         except Exception as e:
             # transforms re-raise as RuntimeError("applying transform ..."): answer with the bundle's own message
             mismatch, bad_input = _in_chain(e, CheckpointMismatchError), _in_chain(e, ValueError)
+            unreadable = _in_chain(e, CheckpointReadError)
+            if unreadable is not None:  # the served weights, not the request, are at fault
+                raise HTTPException(status_code=503, detail=f"model {name!r}: {unreadable}") from e
             if mismatch is not None:
                 raise HTTPException(status_code=409, detail=f"model {name!r}: {mismatch}") from e
             if bad_input is not None:
