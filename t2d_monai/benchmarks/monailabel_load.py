@@ -276,6 +276,7 @@ def monailabel_load(docs: str | None = None, work_dir: str | None = None, reques
 
     Raises:
         ImportError: without the monailabel extra.
+        ValueError: ``work_dir`` exists and is not empty.
         RuntimeError: the server did not start, or a single request failed.
     """
     from t2d_monai.benchmarks.runner import load_average
@@ -284,6 +285,8 @@ def monailabel_load(docs: str | None = None, work_dir: str | None = None, reques
     dims = [int(s) for s in (shape.split(",") if isinstance(shape, str) else shape)]
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="t2d_monailabel_load_"))
     work.mkdir(parents=True, exist_ok=True)
+    if work_dir and any(work.iterdir()):
+        raise ValueError(f"work_dir {str(work)!r} is not empty; give a new or empty folder (nothing in it is overwritten).")
     load_start = load_average()
     try:
         paths = prepare_app(work, dims, num_cases=max(int(num_images) + 1, 3), checkpoint=checkpoint)

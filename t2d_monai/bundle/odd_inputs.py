@@ -305,6 +305,9 @@ def odd_inputs(docs: str | None = None, work_dir: str | None = None, bundle: str
         bundle: a bundle folder name under ``bundles/`` or a path. Defaults to ``hepatic_vessel``.
         cases: comma-separated substrings; only cases whose name contains one of them run (default: all).
 
+    Raises:
+        ValueError: ``work_dir`` exists and is not empty.
+
     Returns:
         the path of the Markdown table (``docs``), or the table itself when ``docs`` is None. One row per case:
         ``case``, ``input``, ``documented behaviour``, ``observed``, ``as documented`` (``yes``, or
@@ -318,6 +321,8 @@ def odd_inputs(docs: str | None = None, work_dir: str | None = None, bundle: str
     chosen = [c for c in CASES if not cases or any(s.strip() in c.name for s in str(cases).split(","))]
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="t2d_odd_inputs_"))
     work.mkdir(parents=True, exist_ok=True)
+    if work_dir and any(work.iterdir()):
+        raise ValueError(f"work_dir {str(work)!r} is not empty; give a new or empty folder (nothing in it is overwritten).")
     rows = []
     try:
         ctx = Context(work, Path(bundle) if os.path.isdir(bundle) else bundle_dir(bundle))

@@ -35,3 +35,10 @@ def test_a_case_that_differs_is_reported():
     observed, problem = refused(Result(error=FileNotFoundError("no images here")), ValueError, "is a 2D image")
     assert observed == "refused: FileNotFoundError: no images here" and problem is not None
     assert refused(Result(error=ValueError("x is a 2D image")), ValueError, "is a 2D image")[1] is None
+
+
+def test_a_used_work_dir_is_refused(tmp_path):
+    (tmp_path / "old.txt").write_text("kept")
+    with pytest.raises(ValueError, match="is not empty; give a new or empty folder"):
+        odd_inputs(work_dir=str(tmp_path))
+    assert (tmp_path / "old.txt").read_text() == "kept"
