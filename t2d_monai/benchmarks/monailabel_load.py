@@ -30,7 +30,7 @@ from t2d_monai.benchmarks.report import machine_description
 from t2d_monai.bundle.paths import bundle_dir
 from t2d_monai.utils.files import write_atomic, write_csv_atomic
 
-__all__ = ["load_test", "monailabel_load", "serve"]
+__all__ = ["load_test", "monailabel_load", "prepare_app", "prepare_studies", "serve", "write_signed_checkpoint"]
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "apps" / "t2d_label"
@@ -181,15 +181,10 @@ def load_test(url: str, images: Sequence[Path], model: str, requests: int = 16, 
     }
 
 
-def prepare_app(work: Path, shape: Sequence[int], num_cases: int = 4, checkpoint: str | None = None,
-                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Synthetic studies (all but the last case labelled), a copy of the MONAI Label app, and in its ``model/``
-    the bundle packaged with ``checkpoint`` (None: an untrained, signed one) plus an ``untrained`` copy (no
-    weights) for the training request. Returns the paths."""
-    import torch
-    from monai.bundle import ConfigParser
-
-    from t2d_monai.bundle import package_bundle
+def prepare_studies(work: Path, shape: Sequence[int], num_cases: int = 4) -> dict[str, Any]:
+    """Synthetic cases in ``work/data``, a MONAI Label studies folder ``work/studies`` of links to them (every case
+    but the last labelled, as in annotation work) and a copy of the app in ``work/app`` (the server writes into its
+    app folder). Returns ``data``, ``studies``, ``images`` (sorted) and ``app``."""
     from t2d_monai.data.synthetic import synth
 
     data, studies, app = work / "data", work / "studies", work / "app"
@@ -202,21 +197,44 @@ def prepare_app(work: Path, shape: Sequence[int], num_cases: int = 4, checkpoint
             (studies / "labels" / "final" / image.name).symlink_to(data / "labelsTr" / image.name)
     app.mkdir()
     shutil.copyfile(APP / "main.py", app / "main.py")
+    return {"data": data, "studies": studies, "images": images, "app": app}
+
+
+def write_signed_checkpoint(path: Path, overrides: dict[str, Any]) -> Any:
+    """Save an untrained (seed 0), signed checkpoint of the bundle's ``inference.json`` + ``cpu_small.json`` with
+    ``overrides`` at ``path``: enough to serve (the figures are about serving, not segmentation). Returns the
+    config parser (network, preprocessing, inferer of the checkpoint's settings) and the network in eval mode."""
+    import torch
+    from monai.bundle import ConfigParser
+
+    bundle = bundle_dir()
+    parser = ConfigParser()
+    parser.read_config([str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "cpu_small.json")])
+    parser.update({**overrides, "device": "$torch.device('cpu')", "bundle_root": str(path.parent)})
+    torch.manual_seed(0)
+    net = parser.get_parsed_content("network_def").eval()
+    torch.save({"signature": parser.get_parsed_content("signature").state_dict(), "model": net.state_dict()}, path)
+    return parser, net
+
+
+def prepare_app(work: Path, shape: Sequence[int], num_cases: int = 4, checkpoint: str | None = None,
+                overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`prepare_studies`, and in the app's ``model/`` the bundle packaged with ``checkpoint`` (None: an
+    untrained, signed one) plus an ``untrained`` copy (no weights) for the training request. Returns the paths,
+    the served bundle's as ``bundle``."""
+    from t2d_monai.bundle import package_bundle
+
+    paths = prepare_studies(work, shape, num_cases)
+    app = paths["app"]
     bundle = bundle_dir()
     overrides = dict(overrides or {})
     if checkpoint is None:
-        parser = ConfigParser()
-        parser.read_config([str(bundle / "configs" / "inference.json"), str(bundle / "configs" / "cpu_small.json")])
-        parser.update({**overrides, "device": "$torch.device('cpu')", "bundle_root": str(work)})
-        torch.manual_seed(0)
-        net = parser.get_parsed_content("network_def")
         checkpoint = str(work / "model.pt")
-        torch.save({"signature": parser.get_parsed_content("signature").state_dict(), "model": net.state_dict()},
-                   checkpoint)
+        write_signed_checkpoint(Path(checkpoint), overrides)
     served = Path(package_bundle(str(bundle), str(app / "model" / "hepatic_vessel"), model=checkpoint,
                                  overlays="cpu_small.json", overrides=overrides))
     package_bundle(str(bundle), str(app / "model" / "untrained"), overlays="cpu_small.json", overrides=overrides)
-    return {"app": app, "studies": studies, "images": images, "bundle": served, "data": data}
+    return {**paths, "bundle": served}
 
 
 def _markdown(result: dict[str, Any], info: dict[str, Any]) -> str:

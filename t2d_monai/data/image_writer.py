@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import tempfile
 
 from monai.config import NdarrayOrTensor, PathLike
 from monai.data import NibabelWriter
+
+from t2d_monai.utils.files import atomic_path, remove_partial_writes
 
 __all__ = ["AtomicNibabelWriter"]
 
@@ -22,7 +22,7 @@ class AtomicNibabelWriter(NibabelWriter):
       ``(1, X, Y, 1) -> (X, Y, 1)``, ``(1, X, Y, Z) -> (X, Y, Z)``; a multi-channel ``(C, X, Y, Z)`` is written as
       ``(X, Y, Z, C)`` as before.
     - Atomic: the file is written under a hidden temporary name in the output folder
-      (``.<name>.<random>.partial.nii.gz``) and renamed onto ``filename`` when complete, so a run killed while
+      (``.<name>.<random>.partial.nii.gz``, :func:`~t2d_monai.utils.atomic_path`) and renamed onto ``filename`` when complete, so a run killed while
       writing leaves the previous file (or none) under the final name, never half of one; the partial file such a
       run leaves is removed by the next write of the same name.
 
@@ -40,22 +40,11 @@ class AtomicNibabelWriter(NibabelWriter):
             self.data_obj = self.data_obj[..., 0]
 
     def write(self, filename: PathLike, verbose: bool = False, **obj_kwargs) -> None:
-        """Write to a temporary file next to ``filename`` (same extension, so the same format), then rename it."""
-        filename = os.fspath(filename)
-        folder, name = os.path.split(os.path.abspath(filename))
+        """Write through a temporary file next to ``filename`` (same extension, so the same format), renamed onto
+        it when complete (:func:`~t2d_monai.utils.atomic_path`), after removing what an earlier, killed write of
+        the same file left behind."""
+        name = os.path.basename(os.fspath(filename))
         ext = ".nii.gz" if name.endswith(".nii.gz") else os.path.splitext(name)[1]
-        os.makedirs(folder, exist_ok=True)
-        stem = name[: len(name) - len(ext)]
-        for stale in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(stem)}.*.partial{ext}")):
-            os.remove(stale)  # left by a run killed while writing this very file
-        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".partial{ext}", dir=folder)
-        os.close(fd)
-        try:
+        remove_partial_writes(filename)
+        with atomic_path(filename, suffix=ext) as tmp:
             super().write(tmp, verbose=verbose, **obj_kwargs)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # what a plain open() gives, not mkstemp's private 0o600
-            os.replace(tmp, filename)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import pickle
@@ -15,7 +14,7 @@ from ignite.engine import Engine, Events
 from monai.handlers import CheckpointLoader
 
 from t2d_monai.handlers.model_signature import ModelSignature
-from t2d_monai.utils import atomic_output, unwrap_parallel
+from t2d_monai.utils import atomic_output, remove_partial_writes, unwrap_parallel
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -40,7 +39,8 @@ class CheckpointReadError(ValueError):
 
 def read_checkpoint(path: str, map_location: Any = "cpu", keys: tuple[str, ...] = ("model",)) -> dict[str, Any]:
     """
-    ``torch.load(path, weights_only=True)`` with errors that name the file, what is wrong and the fix.
+    ``torch.load(path, weights_only=True)`` with errors that name the file, what is wrong and the fix. The
+    tensors of a valid checkpoint are memory-mapped (read when used), so a check costs little I/O.
 
     Args:
         path: the checkpoint file.
@@ -58,7 +58,10 @@ def read_checkpoint(path: str, map_location: Any = "cpu", keys: tuple[str, ...] 
         raise FileNotFoundError(f"no checkpoint at {path!r}. {_CHECKPOINT_FIX}")
     size = os.path.getsize(path)
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        # a complete zip checkpoint (torch's format) is memory-mapped: checking one reads its structure, not every
+        # tensor, so the loader that follows does not pay for the check; anything else takes torch's plain reader,
+        # whose errors say what the file is
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=zipfile.is_zipfile(path))
     except (EOFError, zipfile.BadZipFile, RuntimeError) as e:  # RuntimeError: torch's zip reader
         raise CheckpointReadError(
             f"cannot read the checkpoint {path!r} ({size} bytes): it is empty, truncated or corrupted (an "
@@ -167,15 +170,12 @@ class AtomicCheckpointSaver:
             self.metric_engine.add_event_handler(Events.EPOCH_COMPLETED, self.save_if_best)
 
     def _remove_stale_temporaries(self) -> None:
-        """Delete the temporary files a killed process left behind while writing this saver's files
-        (:func:`~t2d_monai.utils.atomic_output` names them ``.<file>.<random>.tmp``); the files themselves are
-        complete, old or new."""
+        """Delete what processes killed while writing this saver's files left behind
+        (:func:`~t2d_monai.utils.remove_partial_writes`); the files themselves are complete, old or new."""
         for name in (self.latest_filename, self.key_metric_filename):
-            if name is None or not os.path.isdir(self.save_dir):
-                continue
-            for stale in glob.glob(os.path.join(glob.escape(self.save_dir), f".{glob.escape(name)}.*.tmp")):
-                os.remove(stale)
-                self.logger.info(f"removed {stale}, a partial write of {name} by an interrupted run")
+            if name is not None:
+                for stale in remove_partial_writes(os.path.join(self.save_dir, name)):
+                    self.logger.info(f"removed {stale}, a partial write of {name} by an interrupted run")
 
     def save_latest(self, engine: Engine) -> None:
         path = os.path.join(self.save_dir, self.latest_filename)

@@ -18,14 +18,18 @@ import nibabel as nib  # noqa: E402
 import numpy as np  # noqa: E402
 import requests  # noqa: E402
 import torch  # noqa: E402
-from monai.bundle import ConfigParser, ConfigWorkflow  # noqa: E402
+from monai.bundle import ConfigWorkflow  # noqa: E402
 
-from t2d_monai.benchmarks.monailabel_load import load_test, serve  # noqa: E402
+from t2d_monai.benchmarks.monailabel_load import (  # noqa: E402
+    load_test,
+    prepare_studies,
+    serve,
+    write_signed_checkpoint,
+)
 from t2d_monai.bundle import package_bundle  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "hepatic_vessel"
-APP = REPO / "apps" / "t2d_label"
 SHAPE = (48, 40, 20)
 #: baked into the served configs (MONAI Label reads configs/inference.json and configs/train.json alone)
 SMALL = {
@@ -39,12 +43,7 @@ pytestmark = pytest.mark.slow
 def _signed_checkpoint(path: Path, case: Path) -> float:
     """Save an untrained, signed checkpoint of ``cpu_small.json`` with the SMALL settings; return a threshold that marks ~20% of ``case``
     as vessel (an untrained network's probabilities sit near 0.5), so that the Dice comparison is not 0 == 0."""
-    parser = ConfigParser()
-    parser.read_config([str(BUNDLE / "configs" / "inference.json"), str(BUNDLE / "configs" / "cpu_small.json")])
-    parser.update({**SMALL, "device": "$torch.device('cpu')", "bundle_root": str(path.parent)})
-    torch.manual_seed(0)
-    net = parser.get_parsed_content("network_def").eval()
-    torch.save({"signature": parser.get_parsed_content("signature").state_dict(), "model": net.state_dict()}, path)
+    parser, net = write_signed_checkpoint(path, SMALL)
     image = parser.get_parsed_content("preprocessing")({"image": str(case)})["image"]
     with torch.no_grad():
         probabilities = parser.get_parsed_content("inferer")(image[None], net)
@@ -58,22 +57,10 @@ def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from t2d_monai.data.synthetic import synth
-
     tmp = tmp_path_factory.mktemp("label")
-    data = tmp / "data"
-    synth(out=str(data), num_cases=4, num_test=0, seed=0, shape=list(SHAPE))
-    images = sorted((data / "imagesTr").glob("*.nii.gz"))
+    paths = prepare_studies(tmp, SHAPE, num_cases=4)  # the last case stays unlabelled: the one we infer on
+    data, studies, images, app = paths["data"], paths["studies"], paths["images"], paths["app"]
     case = images[-1]
-    studies = tmp / "studies"
-    (studies / "labels" / "final").mkdir(parents=True)
-    for image in images:
-        (studies / image.name).symlink_to(image)
-        if image != case:  # the case we infer on stays unlabelled, as in annotation work
-            (studies / "labels" / "final" / image.name).symlink_to(data / "labelsTr" / image.name)
-    app = tmp / "app"  # the server writes model/, logs/, lib/, bin/ into its app folder: use a copy
-    app.mkdir()
-    (app / "main.py").write_bytes((APP / "main.py").read_bytes())
     checkpoint = tmp / "model.pt"
     threshold = _signed_checkpoint(checkpoint, case)
     served = Path(package_bundle(str(BUNDLE), str(app / "model" / "hepatic_vessel"), model=str(checkpoint),
