@@ -9,9 +9,10 @@ ground truth" (https://arxiv.org/abs/1904.01150, section 4.3.2). Smaller is bett
 from __future__ import annotations
 
 import torch
-from monai.metrics import CumulativeIterationMetric
-from monai.metrics.utils import do_metric_reduction, ignore_background
+from monai.metrics.utils import ignore_background
 from monai.utils import MetricReduction, look_up_option
+
+from t2d_monai.metrics.reduced_metric import ReducedIterationMetric
 
 from t2d_monai.transforms.view_permute import VIEW_AXES, VIEWS
 
@@ -78,7 +79,7 @@ def compute_inter_slice_similarity(
     return torch.linalg.vector_norm(neighbour_slice_dice(y_pred, axis) - neighbour_slice_dice(y, axis), dim=-1)
 
 
-class InterSliceSimilarity(CumulativeIterationMetric):
+class InterSliceSimilarity(ReducedIterationMetric):
     """The paper's inter-slice similarity as a MONAI cumulative metric (smaller is better).
 
     For prediction and ground truth, the Dice between every pair of neighbouring slices along
@@ -108,21 +109,8 @@ class InterSliceSimilarity(CumulativeIterationMetric):
         reduction: MetricReduction | str = MetricReduction.MEAN,
         get_not_nans: bool = False,
     ) -> None:
-        super().__init__()
-        self.include_background = include_background
+        super().__init__(include_background, reduction, get_not_nans)
         self.axis = _spatial_axis(axis)
-        self.reduction = look_up_option(reduction, MetricReduction)
-        self.get_not_nans = get_not_nans
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return compute_inter_slice_similarity(y_pred, y, self.include_background, self.axis)
-
-    def aggregate(
-        self, reduction: MetricReduction | str | None = None
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Reduce the buffered ``(B, C)`` values (``reduction`` overrides the constructor's)."""
-        data = self.get_buffer()
-        if not isinstance(data, torch.Tensor):
-            raise ValueError(f"the data to aggregate must be a PyTorch Tensor, got {type(data)}.")
-        f, not_nans = do_metric_reduction(data, reduction or self.reduction)
-        return (f, not_nans) if self.get_not_nans else f

@@ -140,17 +140,20 @@ def test_evaluate_writes_per_case_and_mean_metrics(trained, dataset):
     )
     _run(wf)
     out = trained / "eval"
-    for metric in ("val_mean_dice", "val_inter_slice_similarity"):
+    # Dice-like metrics in [0, 1]; distances (mm) and the inter-slice similarity >= 0; HD95 may be nan (no vessel
+    # predicted by a 4-iteration model) but then MONAI's rule must be the reason
+    bounded = {"val_mean_dice", "val_surface_dice", "val_cldice"}
+    names = ("val_mean_dice", "val_inter_slice_similarity", "val_hd95", "val_surface_dice", "val_cldice")
+    for metric in names:
         rows = list(csv.reader((out / f"{metric}_raw.csv").open()))
         assert len(rows) >= 2  # header + one row per case
         value = float(rows[1][1])
-        assert np.isfinite(value)
-        if metric == "val_mean_dice":
-            assert 0.0 <= value <= 1.0
-        else:
-            assert value >= 0.0
+        if metric == "val_hd95" and not np.isfinite(value):
+            continue
+        assert np.isfinite(value), metric
+        assert 0.0 <= value <= 1.0 if metric in bounded else value >= 0.0
     summary = (out / "metrics.csv").read_text()
-    assert "val_mean_dice" in summary and "val_inter_slice_similarity" in summary
+    assert all(name in summary for name in names)
 
 
 def test_inference_keeps_input_space_and_never_touches_inputs(trained, dataset):
