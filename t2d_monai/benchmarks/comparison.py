@@ -193,7 +193,7 @@ def benchmark(
         for run, record in runs:
             evaluation = evaluate(run, cases, warmup)
             write_json(run.root / "eval_result.json", evaluation)
-            fit = evaluate(run, fit_cases, warmup=False, ceiling=False)  # only the Dice is used
+            fit = evaluate(run, fit_cases, warmup=False, ceiling=False, vessel_metrics=False)  # only the Dice is used
             write_json(run.root / "eval_training_cases.json", fit)
             per_seed.append((record, evaluation, fit))
             per_case += [{"method": method.name, "seed": run.seed, **c} for c in evaluation["cases"]]

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -153,10 +154,12 @@ def _load_checkpoint(path: str, signature, network: torch.nn.Module, device: str
     network.load_state_dict(state["model"])
 
 
-def evaluate(run: MethodRun, cases: list[dict], warmup: bool = True, ceiling: bool = True) -> dict:
+def evaluate(run: MethodRun, cases: list[dict], warmup: bool = True, ceiling: bool = True,
+             vessel_metrics: bool = True) -> dict:
     """
-    Segment ``cases`` with the trained method; Dice, InterSliceSimilarity, latency per case, and (with
-    ``ceiling``) for a single-view 2D method the Dice a perfect stride-4 prediction would reach in its view
+    Segment ``cases`` with the trained method; Dice, InterSliceSimilarity, latency per case; with ``vessel_metrics``
+    also HD95 (mm), normalised surface Dice (at ``evaluate.json``'s ``surface_tolerance_mm``) and clDice; and (with ``ceiling``) for
+    a single-view 2D method the Dice a perfect stride-4 prediction would reach in its view
     (:func:`~t2d_monai.benchmarks.resolution.stride_ceiling_dice`, on the label's stored axes).
     """
     from monai.data import DataLoader, Dataset, decollate_batch
@@ -185,6 +188,7 @@ def evaluate(run: MethodRun, cases: list[dict], warmup: bool = True, ceiling: bo
     view = parser.get_parsed_content("view") if ceiling and single_view_2d else None
     preprocessing = parser.get_parsed_content("validate#preprocessing")
     postprocessing = parser.get_parsed_content("validate#postprocessing")
+    tolerance_mm = float(json.loads((run.configs / "evaluate.json").read_text())["surface_tolerance_mm"])
     network.eval()
     rows = []
     loader = DataLoader(Dataset(cases, transform=preprocessing), batch_size=1, num_workers=0)
@@ -205,6 +209,7 @@ def evaluate(run: MethodRun, cases: list[dict], warmup: bool = True, ceiling: bo
                 "case": os.path.basename(str(item["label"].meta.get("filename_or_obj", ""))) or f"case{len(rows)}",
                 "dice": float(compute_dice(pred, label, include_background=True).nanmean()),
                 "inter_slice_similarity": float(compute_inter_slice_similarity(pred, label).mean()),
+                **(_vessel_metrics(pred, label, tolerance_mm) if vessel_metrics else {}),
                 "latency_s": round(latency, 3),
                 "pred_foreground": round(float(pred.mean()), 5),
                 "label_foreground": round(float(label.mean()), 5),
@@ -214,6 +219,19 @@ def evaluate(run: MethodRun, cases: list[dict], warmup: bool = True, ceiling: bo
             log(f"  {run.method.name}: {rows[-1]['case']} dice {rows[-1]['dice']:.3f} latency {latency:.2f} s")
     params = sum(p.numel() for p in network.parameters())
     return {"cases": rows, "params": params}
+
+
+def _vessel_metrics(pred: torch.Tensor, label: torch.Tensor, tolerance_mm: float) -> dict:
+    """HD95 (mm, nan when prediction or label is empty), surface Dice at ``tolerance_mm`` and clDice of one
+    ``(1, 1, X, Y, Z)`` case (MetaTensors: the spacing comes from their affine)."""
+    from t2d_monai.metrics import HausdorffDistance95, NormalizedSurfaceDice, compute_centerline_dice
+
+    with warnings.catch_warnings():  # MONAI warns about empty masks (the nan) and its own deprecated argument
+        warnings.simplefilter("ignore")
+        hd95 = float(HausdorffDistance95()(pred, label).mean())
+        nsd = float(NormalizedSurfaceDice(tolerance_mm)(pred, label).mean())
+    return {"hd95_mm": round(hd95, 3), "surface_dice": round(nsd, 4),
+            "cldice": round(float(compute_centerline_dice(pred, label).mean()), 4)}
 
 
 def prepare_data(out: Path, dataset_dir: str | None, preset: dict, seed: int) -> str:

@@ -81,11 +81,17 @@ def test_tiny_benchmark_writes_a_well_formed_table(tiny_run):
         assert 0.0 <= float(row["pred_fg_pct"]) <= 100.0 and 0.0 < float(row["label_fg_pct"]) < 100.0
         assert len(row["dice_per_case"].split()) == 1  # one held-out case
         assert 0.0 <= float(row["dice_train_cases"]) <= 1.0
+        # vessel metrics: clDice and surface Dice in [0, 1]; HD95 in mm, or n/a when every prediction was empty
+        assert 0.0 <= float(row["cldice"]) <= 1.0 and 0.0 <= float(row["surface_dice"]) <= 1.0
+        assert row["hd95_mm"] == "n/a" or float(row["hd95_mm"]) >= 0.0
     ceilings = {r["method"]: r["stride4_ceiling"] for r in rows}
     assert ceilings["unet3d"] == "n/a" and 0.0 < float(ceilings["deeplab_k1"]) == float(ceilings["t2d"]) <= 1.0
     assert (run / "t2d" / "seed0" / "eval_training_cases.json").is_file()
     per_case = list(csv.DictReader((run / "comparison_per_case.csv").open()))
-    assert len(per_case) == len(rows) and {"case", "dice", "latency_s", "load_1min"} <= set(per_case[0])
+    assert len(per_case) == len(rows)
+    assert {"case", "dice", "latency_s", "load_1min", "hd95_mm", "surface_dice", "cldice"} <= set(per_case[0])
+    fit = json.loads((run / "t2d" / "seed0" / "eval_training_cases.json").read_text())
+    assert "cldice" not in fit["cases"][0]  # training cases: Dice only
     text = md.read_text()
     assert text.count("\n| ") == len(rows) + 1  # header + one line per method
     assert "Load average" in text and "hand-written text" in text and "deeplab_k1" in text
