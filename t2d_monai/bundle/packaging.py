@@ -93,10 +93,21 @@ def _check_checkpoint(checkpoint: Path, inference_config: Path, bundle_root: Pat
 _MIN_SIDE = {"instance": 32}
 
 
+def slab_channel_def(num_slices: int, section: str) -> dict[str, str]:
+    """The metadata's ``channel_def`` of a slab network with ``num_slices`` slices: ``section`` ``"inputs"``
+    (one CT slice per channel) or ``"outputs"`` (one vessel logit map per slice)."""
+    what = {
+        "inputs": "CT slice {i} of the slab (0 = first along the view's slicing axis), windowed to [0, 1]",
+        "outputs": "vessel logit of slice {i} of the slab (sigmoid > 0.5: vessel)",
+    }[section]
+    return {str(i): what.format(i=i) for i in range(int(num_slices))}
+
+
 def _sync_metadata(metadata: dict[str, Any], inference: dict[str, Any]) -> None:
     """Keep the metadata's network format in step with the baked ``inference.json``: the network maps a slab of
-    ``num_slices`` slices to ``num_slices`` logits, and with instance norm a slice side must be a multiple of 32
-    (the stride-16 features need at least 2x2 values), not only of 16."""
+    ``num_slices`` slices to ``num_slices`` logits (channel counts and :func:`slab_channel_def`), and with
+    instance norm a slice side must be a multiple of 32 (the stride-16 features need at least 2x2 values), not
+    only of 16."""
     num_slices, norm = inference.get("num_slices"), inference.get("norm")
     side = _MIN_SIDE.get(norm if isinstance(norm, str) else "", 16)
     fmt = metadata.get("network_data_format", {})
@@ -106,6 +117,7 @@ def _sync_metadata(metadata: dict[str, Any], inference: dict[str, Any]) -> None:
             continue
         if isinstance(num_slices, int) and "num_channels" in entry:
             entry["num_channels"] = num_slices
+            entry["channel_def"] = slab_channel_def(num_slices, section)
         if "spatial_shape" in entry:
             entry["spatial_shape"] = [f"{side}*n"] * len(entry["spatial_shape"])
 

@@ -51,6 +51,9 @@ def test_package_bundle_folder(packaged, checkpoint):
     assert inference["network_def"]["num_slices"] == "@num_slices", "expressions stay expressions"
     meta = json.loads((packaged / "configs" / "metadata.json").read_text())["network_data_format"]
     assert meta["inputs"]["image"]["num_channels"] == meta["outputs"]["pred"]["num_channels"] == 6
+    assert list(meta["inputs"]["image"]["channel_def"]) == list(meta["outputs"]["pred"]["channel_def"]) == [
+        str(i) for i in range(6)
+    ]
     # cpu_small.json's instance norm needs 2x2 values at stride 16: the slice sides become multiples of 32
     assert inference["norm"] == "instance"
     assert meta["inputs"]["image"]["spatial_shape"] == meta["outputs"]["pred"]["spatial_shape"] == ["32*n", "32*n"]
@@ -106,3 +109,17 @@ def test_commands_from_the_command_line(bundle, checkpoint, small, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "missing in" in result.stderr
     assert "models/model.pt (or large_files.yml" in result.stderr
+
+
+def test_shipped_metadata_describes_every_slab_channel():
+    """The source bundle's metadata: one input channel per CT slice and one output logit per slice, as many as
+    train.json's num_slices, worded as slab_channel_def words them."""
+    from t2d_monai.bundle.packaging import slab_channel_def
+
+    configs = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel" / "configs"
+    num_slices = json.loads((configs / "train.json").read_text())["num_slices"]
+    fmt = json.loads((configs / "metadata.json").read_text())["network_data_format"]
+    for section, name in (("inputs", "image"), ("outputs", "pred")):
+        entry = fmt[section][name]
+        assert entry["num_channels"] == num_slices
+        assert entry["channel_def"] == slab_channel_def(num_slices, section)
