@@ -15,7 +15,8 @@ what a served T2DNet bundle needs on top:
   the bundle's message in ``detail``, instead of a bare "Internal Server Error"; the server keeps serving;
 - the model is reported as 3D (``dimension`` 3): it takes whole volumes, though its network sees 2D slabs;
 - training through ``POST /train/NAME`` runs the bundle's ``train.json`` (with the checkpoint signature in
-  the pretrained-weights loader) on the datastore's labelled images.
+  the pretrained-weights loader) on the datastore's labelled images; ``--conf skip_trainers true`` offers no
+  training (an inference-only server), as in MONAI Label's sample apps.
 
 Start (see docs/monailabel.md)::
 
@@ -69,6 +70,7 @@ from monailabel.tasks.activelearning.first import First  # noqa: E402
 from monailabel.tasks.activelearning.random import Random  # noqa: E402
 from monailabel.tasks.infer.bundle import BundleInferTask  # noqa: E402
 from monailabel.tasks.train.bundle import BundleTrainTask  # noqa: E402
+from monailabel.utils.others.generic import strtobool  # noqa: E402
 
 from t2d_monai.handlers import CheckpointMismatchError, CheckpointReadError, read_checkpoint  # noqa: E402
 
@@ -190,6 +192,9 @@ class MyApp(MONAILabelApp):
         return {name: task for name, task in infers.items() if task is not None}
 
     def init_trainers(self) -> Dict[str, TrainTask]:
+        if strtobool(self.conf.get("skip_trainers", "false")):  # MONAI Label's switch for inference-only servers
+            logger.info("+++ skip_trainers: no trainer offered")
+            return {}
         trainers: Dict[str, TrainTask] = {}
         for name, path in self.bundles.items():
             task = T2DBundleTrainTask(path, self.conf, self.studies)

@@ -55,11 +55,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(app: Path, studies: Path, models: Sequence[str], log: Path, timeout: float = 180.0) -> Iterator[str]:
+def serve(app: Path, studies: Path, models: Sequence[str], log: Path, timeout: float = 180.0,
+          conf: dict[str, str] | None = None) -> Iterator[str]:
     """
     Start ``python -m monailabel.main start_server`` for ``app`` (a folder with ``main.py`` and ``model/<bundle>``)
-    on a free port of 127.0.0.1, wait until ``/info/`` answers, yield its URL, stop it (SIGTERM to its process
-    group, SIGKILL after 30 s) on exit.
+    on a free port of 127.0.0.1 (``conf``: more ``--conf NAME VALUE`` settings), wait until ``/info/`` answers,
+    yield its URL, stop it (SIGTERM to its process group, SIGKILL after 30 s) on exit.
 
     Raises:
         RuntimeError: the server exited or did not answer within ``timeout`` seconds (with the end of its log).
@@ -70,6 +71,8 @@ def serve(app: Path, studies: Path, models: Sequence[str], log: Path, timeout: f
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
     cmd = [sys.executable, "-m", "monailabel.main", "start_server", "--app", str(app), "--studies", str(studies),
            "--conf", "models", ",".join(models), "--conf", "sam2", "false", "--host", "127.0.0.1", "--port", str(port)]
+    for name, value in (conf or {}).items():
+        cmd += ["--conf", str(name), str(value)]
     url = f"http://127.0.0.1:{port}"
     with open(log, "w") as out:
         process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)

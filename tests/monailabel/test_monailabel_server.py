@@ -8,6 +8,7 @@ compare with the bundle's own inference, send bad input, train through MONAI Lab
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -88,10 +89,23 @@ def _infer(url: str, image: Path, out: Path) -> requests.Response:
 def test_info_serves_the_bundle_and_names_the_untrained_one(server):
     info = requests.get(f"{server['url']}/info/", timeout=30).json()
     model = info["models"]["hepatic_vessel"]
-    assert model["labels"] == {"vessel": 1} and model["dimension"] == 3 and model["version"] == "0.1.0"
+    version = json.loads((BUNDLE / "configs" / "metadata.json").read_text())["version"]
+    assert model["labels"] == {"vessel": 1} and model["dimension"] == 3 and model["version"] == version
     assert "untrained" not in info["models"], "a bundle without weights must not be served"
     assert "has no trained weights" in info["unavailable_models"]["untrained"]
     assert {"hepatic_vessel", "untrained"} <= set(info["trainers"])
+
+
+def test_skip_trainers_serves_inference_only(server, tmp_path):
+    """``--conf skip_trainers true`` (MONAI Label's switch): the bundle is served, no trainer is offered."""
+    # a server of its own: copies of the app and the studies (each server writes into both)
+    studies, app = tmp_path / "studies", tmp_path / "app"
+    shutil.copytree(server["tmp"] / "studies", studies, symlinks=True)
+    shutil.copytree(server["tmp"] / "app", app, symlinks=True, ignore=shutil.ignore_patterns("logs", "*.log"))
+    with serve(app, studies, ["hepatic_vessel"], tmp_path / "server.log", conf={"skip_trainers": "true"}) as url:
+        info = requests.get(f"{url}/info/", timeout=30).json()
+        assert "hepatic_vessel" in info["models"] and not info["trainers"]
+        assert not requests.post(f"{url}/train/hepatic_vessel", json={"max_epochs": 1}, timeout=30).ok
 
 
 def test_inference_equals_the_bundles_own_inference(server, tmp_path):
