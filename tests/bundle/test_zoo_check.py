@@ -39,34 +39,73 @@ def test_zoo_check_reports_every_failure(packaged, tmp_path):
     assert "torchscript_export: ok" in message, "the other steps still run"
 
 
-def test_torchscript_overlay_runs_the_exported_model_like_eager(packaged, tmp_path):
+def _infer(packaged, data, out, name: str, files: list[str], threshold: float, **overrides) -> np.ndarray:
+    """Run the packaged bundle's inference with config ``files`` on the one test case of ``data``; the mask."""
+    configs = packaged / "configs"
+    wf = ConfigWorkflow(config_file=[str(configs / f) for f in files], meta_file=str(configs / "metadata.json"),
+                        logging_file=str(configs / "logging.conf"), workflow_type="infer",
+                        bundle_root=str(packaged), dataset_dir=str(data), output_dir=str(out),
+                        threshold=threshold, **overrides)
+    wf.initialize()
+    wf.run()
+    wf.finalize()
+    (image,) = sorted((data / "imagesTs").glob("*.nii.gz"))
+    return np.asarray(nib.load(out / image.name.replace(".nii.gz", f"_{name}.nii.gz")).dataobj)
+
+
+@pytest.fixture
+def case_and_threshold(packaged, tmp_path):
+    """One synthetic test case and the eager mask at a threshold that splits an untrained network's
+    probabilities (they sit near 0.5), so that comparisons are not between all-ones or all-zeros volumes."""
     from t2d_monai.data.synthetic import synth
 
     data = tmp_path / "data"
     synth(out=str(data), num_cases=1, num_test=1, seed=1, shape=[40, 32, 16])
+    for threshold in (0.5, 0.49, 0.51, 0.48, 0.52, 0.45, 0.55):
+        seg = _infer(packaged, data, tmp_path / "out", "seg", ["inference.json"], threshold)
+        if 0 < seg.sum() < seg.size:
+            break
+    assert seg.shape == (40, 32, 16) and 0 < seg.sum() < seg.size
+    return data, threshold, seg
+
+
+def test_torchscript_overlay_runs_the_exported_model_like_eager(packaged, case_and_threshold, tmp_path):
+    data, threshold, seg = case_and_threshold
     configs = packaged / "configs"
     ckpt_export(net_id="network_def", filepath=str(packaged / "models" / "model.ts"),
                 ckpt_file=str(packaged / "models" / "model.pt"), meta_file=str(configs / "metadata.json"),
                 config_file=str(configs / "inference.json"), key_in_ckpt="model", bundle_root=str(packaged))
-    (image,) = sorted((data / "imagesTs").glob("*.nii.gz"))
+    seg_ts = _infer(packaged, data, tmp_path / "out", "seg_ts", ["inference.json", "inference_torchscript.json"],
+                    threshold)
+    np.testing.assert_array_equal(seg_ts, seg)
 
-    def infer(name: str, files: list[str], threshold: float) -> np.ndarray:
-        wf = ConfigWorkflow(config_file=[str(configs / f) for f in files], meta_file=str(configs / "metadata.json"),
-                            logging_file=str(configs / "logging.conf"), workflow_type="infer",
-                            bundle_root=str(packaged), dataset_dir=str(data), output_dir=str(tmp_path / "out"),
-                            threshold=threshold)
-        wf.initialize()
-        wf.run()
-        wf.finalize()
-        return np.asarray(nib.load(tmp_path / "out" / image.name.replace(".nii.gz", f"_{name}.nii.gz")).dataobj)
 
-    # an untrained network's probabilities sit near 0.5: find a threshold that splits them, so that the
-    # comparison below is not between two all-ones or all-zeros volumes
-    outputs = {}
-    for threshold in (0.5, 0.49, 0.51, 0.48, 0.52, 0.45, 0.55):
-        outputs["seg"] = infer("seg", ["inference.json"], threshold)
-        if 0 < outputs["seg"].sum() < outputs["seg"].size:
-            break
-    outputs["seg_ts"] = infer("seg_ts", ["inference.json", "inference_torchscript.json"], threshold)
-    assert outputs["seg"].shape == (40, 32, 16) and 0 < outputs["seg"].sum() < outputs["seg"].size
-    np.testing.assert_array_equal(outputs["seg_ts"], outputs["seg"])
+def test_tensorrt_overlay_without_gpu_runs_eager(packaged, case_and_threshold, tmp_path):
+    """Where TensorRT or CUDA is missing, MONAI's trt_compile leaves the network as it is: the overlay parses,
+    its input profile resolves, and the result is the eager one under its own name."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: test_tensorrt_overlay_matches_eager_on_gpu compares the engine")
+    data, threshold, seg = case_and_threshold
+    seg_trt = _infer(packaged, data, tmp_path / "out", "seg_trt", ["inference.json", "inference_trt.json"], threshold)
+    np.testing.assert_array_equal(seg_trt, seg)
+
+
+def test_tensorrt_overlay_matches_eager_on_gpu(packaged, case_and_threshold, tmp_path):
+    """On a GPU with TensorRT: the fp16 engine's mask agrees with eager PyTorch's (Dice >= 0.99 between them) and
+    its plan is written next to the checkpoint."""
+    import torch
+
+    pytest.importorskip("tensorrt")
+    pytest.importorskip("polygraphy")
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT needs a CUDA GPU")
+    data, threshold, _ = case_and_threshold
+    gpu = {"device": "$torch.device('cuda:0')"}
+    seg = _infer(packaged, data, tmp_path / "eager", "seg", ["inference.json"], threshold, **gpu)
+    seg_trt = _infer(packaged, data, tmp_path / "trt", "seg_trt", ["inference.json", "inference_trt.json"], threshold,
+                     **gpu)
+    agreement = 2 * np.logical_and(seg, seg_trt).sum() / max(seg.sum() + seg_trt.sum(), 1)
+    assert agreement >= 0.99, agreement
+    assert (packaged / "models" / "model.pt.plan").is_file()
