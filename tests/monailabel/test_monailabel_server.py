@@ -88,7 +88,8 @@ def _infer(url: str, image: Path, out: Path) -> requests.Response:
 def test_info_serves_the_bundle_and_names_the_untrained_one(server):
     info = requests.get(f"{server['url']}/info/", timeout=30).json()
     model = info["models"]["hepatic_vessel"]
-    assert model["labels"] == {"vessel": 1} and model["dimension"] == 3 and model["version"] == "0.1.0"
+    assert model["labels"] == {"vessel": 1} and model["dimension"] == 3
+    assert model["version"] == json.loads((BUNDLE / "configs" / "metadata.json").read_text())["version"]
     assert "untrained" not in info["models"], "a bundle without weights must not be served"
     assert "has no trained weights" in info["unavailable_models"]["untrained"]
     assert {"hepatic_vessel", "untrained"} <= set(info["trainers"])
