@@ -1,4 +1,5 @@
-"""Ignite/MONAI handlers for the bundles: atomic checkpoints, resuming, checkpoint signatures."""
+"""Ignite/MONAI handlers for the bundles: atomic checkpoints, resuming, checkpoint signatures, a validation case in
+TensorBoard."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .checkpoint import (
     save_atomically,
 )
 from .model_signature import CheckpointMismatchError, ModelSignature
+from .tensorboard import TensorBoardCaseHandler, most_labelled_slice
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -18,7 +20,9 @@ __all__ = [
     "CheckpointReadError",
     "ModelSignature",
     "ResumeCheckpointLoader",
+    "TensorBoardCaseHandler",
     "ViewCheckpointsLoader",
     "read_checkpoint",
+    "most_labelled_slice",
     "save_atomically",
 ]

@@ -339,6 +339,9 @@ def test_multi_gpu_training_runs_on_cpu_with_torchrun(dataset, tmp_path):
     state = torch.load(tmp_path / "models" / "checkpoint.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 4
     assert not any(k.startswith("module.") for k in state["model"])
+    # TensorBoard from rank 0 only: three writers (train stats, validation stats, validation case) of one process
+    events = list((tmp_path / "eval" / "tensorboard" / "coronal").glob("events.out.tfevents.*"))
+    assert len(events) == 3 and len({p.name.rsplit(".", 2)[1] for p in events}) == 1, [p.name for p in events]
 
 
 @pytest.mark.parametrize("overlays, expected", [((), "PolynomialLR"), (("step_lr.json",), "MultiStepLR")])
