@@ -1,9 +1,11 @@
-"""Data: synthetic hepatic-vessel CT in the MSD Task08 layout, and datalist helpers for real data."""
+"""Data: synthetic hepatic-vessel CT in the MSD Task08 layout, datalist helpers for real data, and the
+subject-folder layouts (TotalSegmentator, PanTS, AbdomenAtlas)."""
 
 from __future__ import annotations
 
 from t2d_monai.data.datalist import PAPER_TEST_FRACTION, find_cases, load_datalists, make_split, save_split
 from t2d_monai.data.image_writer import AtomicNibabelWriter
+from t2d_monai.data.layouts import LAYOUTS, SubjectLayout, find_subject_cases, read_layout_split
 from t2d_monai.data.synthetic import DEFAULT_SHAPE, DEFAULT_SPACING, LABELS, case_affine, generate_case, write_dataset
 
 __all__ = [
@@ -11,12 +13,16 @@ __all__ = [
     "DEFAULT_SHAPE",
     "DEFAULT_SPACING",
     "LABELS",
+    "LAYOUTS",
     "PAPER_TEST_FRACTION",
+    "SubjectLayout",
     "case_affine",
     "find_cases",
+    "find_subject_cases",
     "generate_case",
     "load_datalists",
     "make_split",
+    "read_layout_split",
     "save_split",
     "write_dataset",
 ]

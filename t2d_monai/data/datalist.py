@@ -32,15 +32,18 @@ _PAIR_FOLDERS = (("imagesTr", "labelsTr"), ("images", "labels"))
 _SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
 
-def find_cases(dataset_dir: str) -> list[dict[str, str]]:
+def find_cases(dataset_dir: str, layout: str = "msd", label: str | None = None) -> list[dict[str, str]]:
     """Labelled cases of a data set folder, sorted by image path, with absolute paths.
 
-    Reads ``dataset.json`` (its ``training`` list, via :func:`monai.data.load_decathlon_datalist`)
+    ``layout="msd"`` reads ``dataset.json`` (its ``training`` list, via :func:`monai.data.load_decathlon_datalist`)
     when there is one; otherwise pairs files of the same name in ``imagesTr/`` + ``labelsTr/`` or
-    ``images/`` + ``labels/``.
+    ``images/`` + ``labels/``. Any other layout is a subject-folder one (:mod:`t2d_monai.data.layouts`), whose
+    class ``label`` is the target.
 
     Args:
         dataset_dir: data set folder.
+        layout: ``"msd"`` or a name of :data:`t2d_monai.data.layouts.LAYOUTS`. Defaults to ``"msd"``.
+        label: the class of a subject-folder layout (its mask file name); unused for ``"msd"``.
 
     Returns:
         list of ``{"image": path, "label": path}``.
@@ -51,6 +54,8 @@ def find_cases(dataset_dir: str) -> list[dict[str, str]]:
     """
     from monai.data import load_decathlon_datalist
 
+    if layout != "msd":
+        return [{"image": c["image"], "label": c["label"]} for c in _subject_cases(dataset_dir, layout, label)]
     root = os.path.abspath(os.path.expanduser(str(dataset_dir)))
     if not os.path.isdir(root):
         raise FileNotFoundError(f"dataset_dir={dataset_dir!r} is not a folder.")
@@ -73,6 +78,14 @@ def find_cases(dataset_dir: str) -> list[dict[str, str]]:
     )
 
 
+def _subject_cases(dataset_dir: str, layout: str, label: str | None) -> list[dict[str, str]]:
+    from t2d_monai.data.layouts import find_subject_cases
+
+    if not label:
+        raise ValueError(f"layout={layout!r} stores one mask per class: name the class with label=... (e.g. 'duodenum').")
+    return find_subject_cases(dataset_dir, label, layout)
+
+
 def _count(name: str, number: int | None, fraction: float, total: int) -> int:
     if number is None:
         if not 0.0 <= float(fraction) < 1.0:
@@ -91,11 +104,16 @@ def make_split(
     num_val: int | None = None,
     test_fraction: float = PAPER_TEST_FRACTION,
     val_fraction: float = 0.1,
+    layout: str = "msd",
+    label: str | None = None,
 ) -> dict[str, Any]:
     """Deterministic train/validation/test split of a data set's labelled cases.
 
     Cases are sorted by path, shuffled by ``numpy.random.default_rng(seed)``; the first ``num_test``
-    are the test set, the next ``num_val`` the validation set, the rest the training set.
+    are the test set, the next ``num_val`` the validation set, the rest the training set. A layout with its
+    own split file (TotalSegmentator's ``meta.csv``) keeps that file's test set and, when it has one, its
+    validation set (``num_test`` and ``test_fraction`` are then unused); without a validation split,
+    ``num_val`` cases of its training set are drawn as above.
 
     Args:
         dataset_dir: data set folder (see :func:`find_cases`).
@@ -106,6 +124,8 @@ def make_split(
             ``round(val_fraction * (total - num_test))`` (at least 1 when 2 or more are left). Default None.
         test_fraction: default 75/303 (the paper's 228/75 split of Task08).
         val_fraction: default 0.1.
+        layout: ``"msd"`` or a subject-folder layout (see :func:`find_cases`). Default ``"msd"``.
+        label: the class of a subject-folder layout. Default None.
 
     Returns:
         dict with ``training``, ``validation``, ``test`` lists of ``{"image", "label"}`` paths
@@ -123,7 +143,11 @@ def make_split(
     if isinstance(seed, bool) or int(seed) != seed:
         raise ValueError(f"seed must be an integer, got {seed!r}.")
     root = os.path.abspath(os.path.expanduser(str(dataset_dir)))
-    cases = find_cases(root)
+    if layout != "msd":
+        own = _layout_split(root, seed, num_val, val_fraction, layout, label)
+        if own is not None:
+            return own
+    cases = find_cases(root, layout, label)
     total = len(cases)
     n_test = _count("test", num_test, test_fraction, total)
     n_val = _count("val", num_val, val_fraction, total - n_test)
@@ -144,6 +168,31 @@ def make_split(
     }
 
 
+def _layout_split(root: str, seed: int, num_val: int | None, val_fraction: float, layout: str,
+                  label: str | None) -> dict[str, Any] | None:
+    """The split a subject-folder layout's own split file gives (None without one); see :func:`make_split`."""
+    from t2d_monai.data.layouts import read_layout_split
+
+    cases = {c["subject"]: c for c in _subject_cases(root, layout, label)}
+    parts = read_layout_split(root, layout, sorted(cases))
+    if parts is None:
+        return None
+    training, validation = parts["training"], parts["validation"]
+    if not validation:
+        n_val = _count("val", num_val, val_fraction, len(training))
+        order = np.random.default_rng(int(seed)).permutation(len(training))
+        validation = [training[i] for i in order[:n_val]]
+        training = [training[i] for i in sorted(order[n_val:])]
+    if not training:
+        raise ValueError(f"the split file of layout {layout!r} in {root!r} leaves no training case.")
+
+    def rel(subject: str) -> dict[str, str]:
+        return {k: os.path.relpath(cases[subject][k], root) for k in ("image", "label")}
+
+    return {"seed": int(seed), "training": [rel(s) for s in training], "validation": [rel(s) for s in validation],
+            "test": [rel(s) for s in parts["test"]]}
+
+
 def save_split(split_dict: dict[str, Any], path: str) -> str:
     """Save a split as JSON (atomically); returns ``path``."""
     return write_atomic(str(path), json.dumps(split_dict, indent=2) + "\n")
@@ -159,7 +208,8 @@ def load_datalists(
         split_file: a JSON written by :func:`save_split` / ``python -m t2d_monai split``; None
             computes the split with :func:`make_split` (``seed`` and ``split_args``). Default None.
         seed: see :func:`make_split`. Default 0.
-        split_args: ``num_test``, ``num_val``, ``test_fraction``, ``val_fraction`` for :func:`make_split`.
+        split_args: ``num_test``, ``num_val``, ``test_fraction``, ``val_fraction``, ``layout``, ``label`` for
+            :func:`make_split`.
 
     Returns:
         ``{"training": [...], "validation": [...], "test": [...]}``, each a list of
@@ -193,6 +243,8 @@ def split(
     test_fraction: float = PAPER_TEST_FRACTION,
     val_fraction: float = 0.1,
     overwrite: bool = False,
+    layout: str = "msd",
+    label: str | None = None,
 ) -> str:
     """Write a reproducible train/validation/test split of a data set as JSON.
 
@@ -206,6 +258,8 @@ def split(
         test_fraction: default 75/303, the paper's 228/75 split of the 303 Task08 cases.
         val_fraction: default 0.1.
         overwrite: replace an existing out file. Default False.
+        layout: ``msd`` or a subject-folder layout (totalsegmentator, pants, abdomenatlas). Default msd.
+        label: the class mask of a subject-folder layout, e.g. duodenum. Default None.
 
     Returns:
         a one-line summary (fire prints it).
@@ -216,7 +270,7 @@ def split(
     """
     if os.path.exists(str(out)) and not overwrite:
         raise FileExistsError(f"out={out!r} exists; pass --overwrite to replace it.")
-    parts = make_split(dataset_dir, seed, num_test, num_val, test_fraction, val_fraction)
+    parts = make_split(dataset_dir, seed, num_test, num_val, test_fraction, val_fraction, layout, label)
     parts["dataset_dir"] = os.path.abspath(os.path.expanduser(str(dataset_dir)))
     save_split(parts, str(out))
     counts = {k: len(parts[k]) for k in ("training", "validation", "test")}
