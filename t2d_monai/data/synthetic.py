@@ -346,8 +346,9 @@ def synth(
     vessel_density: float = 4.0,
     radius_range: Sequence[float] = (0.8, 3.0),
     overwrite: bool = False,
+    layout: str = "msd",
 ) -> str:
-    """Write a synthetic hepatic-vessel CT data set in the MSD Task08 layout.
+    """Write a synthetic hepatic-vessel CT data set in the MSD Task08 layout (or another data set's layout).
 
     Args:
         out: output folder (created; must be new, empty, or an earlier synthetic data set with --overwrite).
@@ -360,14 +361,21 @@ def synth(
         vessel_density: vessel trees per 100 cm^2 of axial field of view. Default 4.
         radius_range: smallest,largest vessel radius in mm. Default 0.8,3.0.
         overwrite: replace an earlier synthetic data set in out. Default False.
+        layout: msd (Task08 hepatic vessel), or the same cases as totalsegmentator, pants, abdomenatlas or
+            msd_pancreas for the other targets (:mod:`t2d_monai.data.synthetic_layouts`). Default msd.
 
     Returns:
-        path of the written dataset.json.
+        path of the written dataset.json (msd), or of the data set folder.
 
     Example::
 
         python -m t2d_monai synth --out data/synth --num_cases 8 --seed 0 --shape 128,128,64
     """
+    if layout != "msd":
+        from t2d_monai.data.synthetic_layouts import write_layout_dataset
+
+        return write_layout_dataset(out, layout, num_cases, num_test, seed, shape, spacing, vessel_density,
+                                    radius_range, overwrite, verbose=True)
     return write_dataset(
         out, num_cases, num_test, seed, shape, spacing, vessel_density, radius_range, overwrite, verbose=True
     )
