@@ -22,12 +22,15 @@ __all__ = ["COMMANDS", "main"]
 
 #: command name -> ("module:function", one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("t2d_monai.data.synthetic:synth", "write a synthetic hepatic-vessel CT data set in the MSD Task08 layout"),
+    "synth": (
+        "t2d_monai.data.synthetic_layouts:synth",
+        "write a synthetic CT data set (MSD Task08 hepatic vessel, or another target's data set layout)",
+    ),
     "threshold_baseline": (
         "t2d_monai.benchmarks.threshold_baseline:threshold_baseline",
         "Dice of the best single global HU threshold on a data set (how hard the data is)",
     ),
-    "split": ("t2d_monai.data.datalist:split", "reproducible train/validation/test split of an MSD data set, saved as JSON"),
+    "split": ("t2d_monai.data.datalist:split", "reproducible train/validation/test split of a data set (MSD or subject folders), saved as JSON"),
     "preview": ("t2d_monai.visualize:preview", "preview PNG of a case: MIPs and slices with TP/FP/FN overlays"),
     "network_benchmark": (
         "t2d_monai.benchmarks.networks:network_benchmark",

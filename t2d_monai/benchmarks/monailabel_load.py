@@ -188,7 +188,7 @@ def prepare_studies(work: Path, shape: Sequence[int], num_cases: int = 4) -> dic
     """Synthetic cases in ``work/data``, a MONAI Label studies folder ``work/studies`` of links to them (every case
     but the last labelled, as in annotation work) and a copy of the app in ``work/app`` (the server writes into its
     app folder). Returns ``data``, ``studies``, ``images`` (sorted) and ``app``."""
-    from t2d_monai.data.synthetic import synth
+    from t2d_monai.data.synthetic_layouts import synth
 
     data, studies, app = work / "data", work / "studies", work / "app"
     synth(out=str(data), num_cases=num_cases, num_test=0, seed=0, shape=list(shape))

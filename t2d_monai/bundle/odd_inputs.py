@@ -259,7 +259,7 @@ CASES: list[Case] = [
 
 def _train_models(ctx: Context) -> None:
     """The synthetic data and one tiny model per view (a few iterations: the cases test the pipeline)."""
-    from t2d_monai.data.synthetic import synth
+    from t2d_monai.data.synthetic_layouts import synth
 
     synth(out=str(ctx.data), num_cases=5, num_test=1, seed=0, shape=list(SHAPE))
     for view in ("coronal", "axial", "sagittal"):

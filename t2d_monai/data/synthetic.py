@@ -7,7 +7,7 @@ cannot tell from a vessel cross-section. Partial-volume blur and noise finish th
 the one of Yu et al., "Thickened 2D Networks for Efficient 3D Medical Image Segmentation"
 (https://arxiv.org/abs/1904.01150): thin vessels that one slice sees only as dots.
 
-Command line::
+Command line (:func:`t2d_monai.data.synthetic_layouts.synth`)::
 
     python -m t2d_monai synth --out data/synth --num_cases 8 --seed 0
     python -m t2d_monai synth --out data/synth256 --num_cases 20 --shape 256,256,64 --overwrite
@@ -37,7 +37,6 @@ __all__ = [
     "LABELS",
     "case_affine",
     "generate_case",
-    "synth",
     "write_dataset",
 ]
 
@@ -334,48 +333,3 @@ def write_dataset(
     path = os.path.join(out, "dataset.json")
     write_atomic(path, (json.dumps(meta, indent=4) + "\n").encode())
     return path
-
-
-def synth(
-    out: str,
-    num_cases: int = 8,
-    num_test: int = 2,
-    seed: int = 0,
-    shape: Sequence[int] = DEFAULT_SHAPE,
-    spacing: Sequence[float] = DEFAULT_SPACING,
-    vessel_density: float = 4.0,
-    radius_range: Sequence[float] = (0.8, 3.0),
-    overwrite: bool = False,
-    layout: str = "msd",
-) -> str:
-    """Write a synthetic hepatic-vessel CT data set in the MSD Task08 layout (or another data set's layout).
-
-    Args:
-        out: output folder (created; must be new, empty, or an earlier synthetic data set with --overwrite).
-        num_cases: labelled cases in imagesTr/labelsTr. Default 8.
-        num_test: unlabelled cases in imagesTs (the MSD "test" list). Default 2.
-        seed: data set seed; case i depends only on (seed, i). Default 0.
-        shape: grid X,Y,Z with slices along Z. Default 128,128,64 (CPU friendly; 256,256,64 or
-            512,512,Z for GPU-sized runs).
-        spacing: voxel size in mm. Default 0.8,0.8,2.5 (abdominal CT).
-        vessel_density: vessel trees per 100 cm^2 of axial field of view. Default 4.
-        radius_range: smallest,largest vessel radius in mm. Default 0.8,3.0.
-        overwrite: replace an earlier synthetic data set in out. Default False.
-        layout: msd (Task08 hepatic vessel), or the same cases as totalsegmentator, pants, abdomenatlas or
-            msd_pancreas for the other targets (:mod:`t2d_monai.data.synthetic_layouts`). Default msd.
-
-    Returns:
-        path of the written dataset.json (msd), or of the data set folder.
-
-    Example::
-
-        python -m t2d_monai synth --out data/synth --num_cases 8 --seed 0 --shape 128,128,64
-    """
-    if layout != "msd":
-        from t2d_monai.data.synthetic_layouts import write_layout_dataset
-
-        return write_layout_dataset(out, layout, num_cases, num_test, seed, shape, spacing, vessel_density,
-                                    radius_range, overwrite, verbose=True)
-    return write_dataset(
-        out, num_cases, num_test, seed, shape, spacing, vessel_density, radius_range, overwrite, verbose=True
-    )

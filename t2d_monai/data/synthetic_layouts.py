@@ -8,6 +8,8 @@ label the paper's other targets (issue 13), so that every target's bundle trains
 - ``msd_pancreas``: MSD Task07 (``imagesTr/pancreas_001.nii.gz``, ``labelsTr/``, ``dataset.json``; label 1
   pancreas, 2 tumour inside it).
 
+``python -m t2d_monai synth`` (:func:`synth`) writes any of them, or the MSD Task08 hepatic-vessel layout.
+
 Vessel classes are the vessel tree of the case (label 1 of the generator); organ classes (pancreas, duodenum)
 a blob of enhancing tissue (:func:`t2d_monai.data.organ.add_organ`). Case ``i`` is the same case in every
 layout for the same seed.
@@ -23,10 +25,17 @@ import numpy as np
 
 from t2d_monai.data.layouts import LAYOUTS
 from t2d_monai.data.organ import add_organ
-from t2d_monai.data.synthetic import DEFAULT_SHAPE, DEFAULT_SPACING, _check_params, _nifti_bytes, generate_case
+from t2d_monai.data.synthetic import (
+    DEFAULT_SHAPE,
+    DEFAULT_SPACING,
+    _check_params,
+    _nifti_bytes,
+    generate_case,
+    write_dataset,
+)
 from t2d_monai.utils.files import write_atomic
 
-__all__ = ["LAYOUT_CLASSES", "SYNTH_LAYOUTS", "write_layout_dataset"]
+__all__ = ["LAYOUT_CLASSES", "SYNTH_LAYOUTS", "synth", "write_layout_dataset"]
 
 #: class files each subject-folder layout gets: class name -> "vessel" or "organ"
 LAYOUT_CLASSES: dict[str, dict[str, str]] = {
@@ -122,3 +131,46 @@ def write_layout_dataset(
               "shape": list(shape), "spacing": list(spacing), "classes": classes}
     write_atomic(os.path.join(out, _MARKER), (json.dumps(record, indent=2) + "\n").encode())
     return out
+
+
+def synth(
+    out: str,
+    num_cases: int = 8,
+    num_test: int = 2,
+    seed: int = 0,
+    shape: Sequence[int] = DEFAULT_SHAPE,
+    spacing: Sequence[float] = DEFAULT_SPACING,
+    vessel_density: float = 4.0,
+    radius_range: Sequence[float] = (0.8, 3.0),
+    overwrite: bool = False,
+    layout: str = "msd",
+) -> str:
+    """Write a synthetic hepatic-vessel CT data set in the MSD Task08 layout (or another data set's layout).
+
+    Args:
+        out: output folder (created; must be new, empty, or an earlier synthetic data set with --overwrite).
+        num_cases: labelled cases in imagesTr/labelsTr. Default 8.
+        num_test: unlabelled cases in imagesTs (the MSD "test" list). Default 2.
+        seed: data set seed; case i depends only on (seed, i). Default 0.
+        shape: grid X,Y,Z with slices along Z. Default 128,128,64 (CPU friendly; 256,256,64 or
+            512,512,Z for GPU-sized runs).
+        spacing: voxel size in mm. Default 0.8,0.8,2.5 (abdominal CT).
+        vessel_density: vessel trees per 100 cm^2 of axial field of view. Default 4.
+        radius_range: smallest,largest vessel radius in mm. Default 0.8,3.0.
+        overwrite: replace an earlier synthetic data set in out. Default False.
+        layout: msd (Task08 hepatic vessel), or the same cases as totalsegmentator, pants, abdomenatlas or
+            msd_pancreas for the other targets (:mod:`t2d_monai.data.synthetic_layouts`). Default msd.
+
+    Returns:
+        path of the written dataset.json (msd), or of the data set folder.
+
+    Example::
+
+        python -m t2d_monai synth --out data/synth --num_cases 8 --seed 0 --shape 128,128,64
+    """
+    if layout != "msd":
+        return write_layout_dataset(out, layout, num_cases, num_test, seed, shape, spacing, vessel_density,
+                                    radius_range, overwrite, verbose=True)
+    return write_dataset(
+        out, num_cases, num_test, seed, shape, spacing, vessel_density, radius_range, overwrite, verbose=True
+    )

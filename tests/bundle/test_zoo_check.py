@@ -57,7 +57,7 @@ def _infer(packaged, data, out, name: str, files: list[str], threshold: float, *
 def case_and_threshold(packaged, tmp_path):
     """One synthetic test case and the eager mask at a threshold that splits an untrained network's
     probabilities (they sit near 0.5), so that comparisons are not between all-ones or all-zeros volumes."""
-    from t2d_monai.data.synthetic import synth
+    from t2d_monai.data.synthetic_layouts import synth
 
     data = tmp_path / "data"
     synth(out=str(data), num_cases=1, num_test=1, seed=1, shape=[40, 32, 16])

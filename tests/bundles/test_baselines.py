@@ -72,7 +72,7 @@ def _run(wf: ConfigWorkflow) -> ConfigWorkflow:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    from t2d_monai.data.synthetic import synth
+    from t2d_monai.data.synthetic_layouts import synth
 
     out = tmp_path_factory.mktemp("data") / "Task08_synthetic"
     synth(out=str(out), num_cases=4, num_test=1, seed=0, shape=list(SHAPE))

@@ -37,7 +37,7 @@ SAVED = re.compile(r"saved resumable state at epoch (\d+)")
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    from t2d_monai.data.synthetic import synth
+    from t2d_monai.data.synthetic_layouts import synth
 
     out = tmp_path_factory.mktemp("data") / "synthetic"
     synth(out=str(out), num_cases=5, num_test=3, seed=0, shape=list(SHAPE))

@@ -27,7 +27,7 @@ assert TINY["num_iterations"] == TINY["iterations_per_epoch"] == 2 and TINY["val
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    from t2d_monai.data.synthetic import synth
+    from t2d_monai.data.synthetic_layouts import synth
 
     out = tmp_path_factory.mktemp("data") / "synthetic"
     synth(out=str(out), num_cases=5, num_test=1, seed=0, shape=list(SHAPE))

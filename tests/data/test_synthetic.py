@@ -11,7 +11,8 @@ from monai.transforms import LoadImaged
 from scipy import ndimage
 
 from t2d_monai.data import synthetic
-from t2d_monai.data.synthetic import LABELS, generate_case, synth, write_dataset
+from t2d_monai.data.synthetic import LABELS, generate_case, write_dataset
+from t2d_monai.data.synthetic_layouts import synth
 
 SHAPE, SPACING = (64, 64, 32), (0.8, 0.8, 2.5)
 
