@@ -6,6 +6,10 @@ and the zoo CI only ``configs/inference.json``. A model trained with an overlay 
 (``overlays``/``overrides``), checks that the checkpoint's signature matches the result, and makes the metadata's
 channel counts agree with ``num_slices``. :func:`~t2d_monai.bundle.zoo_check.zoo_check` then checks the result
 as the zoo's CI does.
+
+``t2d_monai`` is on no package index, so by default the package carries the code its configs use
+(``scripts/t2d_monai``, imported through ``scripts/__init__.py``) and its metadata lists only published packages:
+see :mod:`t2d_monai.bundle.carry` for the layout and how each tool finds the code.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from t2d_monai.bundle.carry import carry_code as _carry_code
 from t2d_monai.bundle.layout import LARGE_FILES, MODEL_FILE, load_json, parse_configs, write_json
 
 __all__ = ["BASE_CONFIGS", "bake_config", "package_bundle"]
@@ -136,6 +141,7 @@ def package_bundle(
     overrides: Mapping[str, Any] | None = None,
     weights_url: str | None = None,
     force: bool = False,
+    carry_code: bool = True,
 ) -> str:
     """Copy a bundle into the layout of the model zoo: ``configs/``, ``docs/``, ``LICENSE``, ``models/`` or
     ``large_files.yml``; as a folder, or as a zip archive when ``out`` ends with ``.zip``.
@@ -146,6 +152,11 @@ def package_bundle(
     loaded strictly into ``network_def`` before anything is written. The metadata's channel counts follow
     ``num_slices`` and its slice sides the normalisation (multiples of 32 with instance norm). Training state
     (``models/checkpoint*.pt``) and outputs (``eval/``) are left out.
+
+    With ``carry_code`` (the default) the package runs without ``t2d_monai`` installed: the modules its configs
+    need are copied to ``scripts/t2d_monai``, the configs import them through ``scripts`` (the model zoo's folder
+    for a bundle's own code), and ``required_packages_version`` lists the published packages they need, with the
+    versions installed here, instead of ``t2d_monai`` (:func:`~t2d_monai.bundle.carry.carry_code`).
 
     Args:
         bundle: the bundle folder (with ``configs/``), e.g. ``bundles/hepatic_vessel``.
@@ -158,6 +169,8 @@ def package_bundle(
         weights_url: where the weights are hosted. Then ``models/model.pt`` is not copied; ``large_files.yml``
             lists the URL with the md5 of ``model`` (required then), as model-zoo bundles do.
         force: replace ``out`` if it exists.
+        carry_code: carry the code in ``scripts/`` (default); False keeps ``"$import t2d_monai"`` and the
+            ``t2d_monai`` requirement, for environments where t2d-monai is installed.
 
     Returns:
         the path of the packaged folder or zip file.
@@ -218,8 +231,12 @@ def package_bundle(
         metadata = load_json(stage / "configs" / "metadata.json")
         _sync_metadata(metadata, load_json(stage / "configs" / "inference.json"))
         write_json(stage / "configs" / "metadata.json", metadata)
-        if checkpoint is not None:
+        if checkpoint is not None:  # checked with this process's t2d_monai, before the configs import scripts/
             _check_checkpoint(checkpoint, stage / "configs" / "inference.json", stage)
+        if carry_code:
+            metadata["required_packages_version"] = _carry_code(stage)
+            write_json(stage / "configs" / "metadata.json", metadata)
+        if checkpoint is not None:
             if weights_url:
                 (stage / LARGE_FILES).write_text(
                     "large_files:\n"

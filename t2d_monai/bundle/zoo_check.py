@@ -6,7 +6,9 @@ is a key of ``changelog``, that the metadata validates against the metadata sche
 ``network_def`` of ``configs/inference.json``, and a TorchScript export (``ckpt_export``) of ``models/model.pt``.
 :func:`zoo_check` runs the same steps without a network connection (the schema is a local file), plus the
 files a zoo bundle needs (``LICENSE``, ``docs/README.md``) and an ONNX export; the TorchScript and ONNX
-models are compared with the eager network on a random slab.
+models are compared with the eager network on a random slab. As the zoo's CI, it puts the bundle folder first on
+``sys.path`` for the network steps, so that a packaged bundle's carried code (``scripts/``) imports; in a process
+that has already imported ``t2d_monai`` that copy is the one checked (``scripts`` warns then).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from t2d_monai.bundle.layout import LARGE_FILES, MODEL_FILE, load_json, parse_configs
+from t2d_monai.bundle.layout import LARGE_FILES, MODEL_FILE, bundle_on_sys_path, load_json, parse_configs
 
 __all__ = ["REQUIRED_FILES", "ZooCheckError", "zoo_check"]
 
@@ -174,8 +176,8 @@ def zoo_check(
     step("required_files", required_files)
     step("version_in_changelog", version_in_changelog)
     step("metadata_schema", metadata_schema)
-    step("verify_net_in_out", net_in_out)
-    with tempfile.TemporaryDirectory() as tmp:
+    with bundle_on_sys_path(root), tempfile.TemporaryDirectory() as tmp:  # the zoo CI adds the bundle folder too
+        step("verify_net_in_out", net_in_out)
         step("torchscript_export", lambda: torchscript(Path(tmp)))
         if onnx:
             step("onnx_export", lambda: onnx_runtime(Path(tmp)))

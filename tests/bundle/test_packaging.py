@@ -42,7 +42,7 @@ def test_package_bundle_folder(packaged, checkpoint):
     files = {p.relative_to(packaged).as_posix() for p in packaged.rglob("*") if p.is_file()}
     assert {"LICENSE", "docs/README.md", "configs/metadata.json", "configs/inference.json", "configs/train.json",
             "models/model.pt"} <= files
-    assert not any("checkpoint" in f or f.startswith("eval") for f in files)
+    assert not any(f.startswith(("models/checkpoint", "eval")) for f in files), "no training state, no outputs"
     inference = json.loads((packaged / "configs" / "inference.json").read_text())
     train = json.loads((packaged / "configs" / "train.json").read_text())
     assert inference["num_slices"] == train["num_slices"] == 6 and inference["backbone"] == "resnet18"
@@ -123,3 +123,49 @@ def test_shipped_metadata_describes_every_slab_channel():
         entry = fmt[section][name]
         assert entry["num_channels"] == num_slices
         assert entry["channel_def"] == slab_channel_def(num_slices, section)
+
+
+def test_packaged_bundle_carries_its_code(packaged):
+    """scripts/t2d_monai holds byte-identical copies of the modules the configs need (not the benchmarks, the demo,
+    the command line), the configs import it through scripts, and the metadata requires published packages only."""
+    import importlib.metadata
+
+    import t2d_monai
+    from t2d_monai.bundle.carry import CARRIED_IMPORT
+
+    source = Path(t2d_monai.__file__).resolve().parent
+    carried = packaged / "scripts" / "t2d_monai"
+    files = sorted(p.relative_to(carried) for p in carried.rglob("*") if p.is_file())
+    assert {Path("__init__.py"), Path("networks/nets/t2dnet.py"), Path("bundle/meta_schema_20240725.json")} <= set(files)
+    assert not [f for f in files if f.parts[0] in ("benchmarks", "demo.py", "__main__.py", "visualize.py")]
+    assert not [f for f in files if "__pycache__" in f.parts or f.suffix == ".pyc"]
+    for f in files:
+        assert (carried / f).read_bytes() == (source / f).read_bytes(), f
+    assert "import t2d_monai" in (packaged / "scripts" / "__init__.py").read_text()
+    for name in ("inference.json", "train.json"):
+        imports = json.loads((packaged / "configs" / name).read_text())["imports"]
+        assert CARRIED_IMPORT in imports and "$import t2d_monai" not in imports
+    required = json.loads((packaged / "configs" / "metadata.json").read_text())["required_packages_version"]
+    assert "t2d_monai" not in required and "t2d-monai" not in required
+    assert {"nibabel", "pytorch-ignite", "scikit-image", "tensorboard"} <= set(required)
+    for dist, version in required.items():  # published names, installed here at the listed version
+        assert importlib.metadata.version(dist) == version, dist
+
+
+def test_package_bundle_without_carried_code(bundle, checkpoint, small, tmp_path):
+    out = Path(package_bundle(str(bundle), str(tmp_path / "plain"), model=str(checkpoint), overlays="cpu_small.json",
+                              overrides=small, carry_code=False))
+    assert not (out / "scripts").exists()
+    assert "$import t2d_monai" in json.loads((out / "configs" / "inference.json").read_text())["imports"]
+    assert "t2d_monai" in json.loads((out / "configs" / "metadata.json").read_text())["required_packages_version"]
+
+
+def test_carried_closure_covers_function_level_imports(tmp_path):
+    """The closure follows imports inside functions too (the carried code must be complete for every call), while
+    only module-level imports of other packages become requirements."""
+    from t2d_monai.bundle.carry import import_closure, package_modules, required_packages
+
+    modules = package_modules()
+    closure = import_closure(["t2d_monai.bundle.checks"], modules)
+    assert {"t2d_monai", "t2d_monai.bundle", "t2d_monai.handlers.checkpoint"} <= closure
+    assert "onnxruntime" not in required_packages(import_closure(["t2d_monai.bundle.zoo_check"], modules), {}, modules)

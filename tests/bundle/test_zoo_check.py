@@ -11,6 +11,7 @@ import pytest
 from monai.bundle import ConfigWorkflow, ckpt_export
 
 from t2d_monai.bundle import ZooCheckError, zoo_check
+from t2d_monai.bundle.layout import bundle_on_sys_path
 
 pytestmark = pytest.mark.slow
 
@@ -42,13 +43,14 @@ def test_zoo_check_reports_every_failure(packaged, tmp_path):
 def _infer(packaged, data, out, name: str, files: list[str], threshold: float, **overrides) -> np.ndarray:
     """Run the packaged bundle's inference with config ``files`` on the one test case of ``data``; the mask."""
     configs = packaged / "configs"
-    wf = ConfigWorkflow(config_file=[str(configs / f) for f in files], meta_file=str(configs / "metadata.json"),
-                        logging_file=str(configs / "logging.conf"), workflow_type="infer",
-                        bundle_root=str(packaged), dataset_dir=str(data), output_dir=str(out),
-                        threshold=threshold, **overrides)
-    wf.initialize()
-    wf.run()
-    wf.finalize()
+    with bundle_on_sys_path(packaged):  # as the zoo CI and MONAI Label do, so that the configs import scripts/
+        wf = ConfigWorkflow(config_file=[str(configs / f) for f in files], meta_file=str(configs / "metadata.json"),
+                            logging_file=str(configs / "logging.conf"), workflow_type="infer",
+                            bundle_root=str(packaged), dataset_dir=str(data), output_dir=str(out),
+                            threshold=threshold, **overrides)
+        wf.initialize()
+        wf.run()
+        wf.finalize()
     (image,) = sorted((data / "imagesTs").glob("*.nii.gz"))
     return np.asarray(nib.load(out / image.name.replace(".nii.gz", f"_{name}.nii.gz")).dataobj)
 
@@ -72,9 +74,10 @@ def case_and_threshold(packaged, tmp_path):
 def test_torchscript_overlay_runs_the_exported_model_like_eager(packaged, case_and_threshold, tmp_path):
     data, threshold, seg = case_and_threshold
     configs = packaged / "configs"
-    ckpt_export(net_id="network_def", filepath=str(packaged / "models" / "model.ts"),
-                ckpt_file=str(packaged / "models" / "model.pt"), meta_file=str(configs / "metadata.json"),
-                config_file=str(configs / "inference.json"), key_in_ckpt="model", bundle_root=str(packaged))
+    with bundle_on_sys_path(packaged):
+        ckpt_export(net_id="network_def", filepath=str(packaged / "models" / "model.ts"),
+                    ckpt_file=str(packaged / "models" / "model.pt"), meta_file=str(configs / "metadata.json"),
+                    config_file=str(configs / "inference.json"), key_in_ckpt="model", bundle_root=str(packaged))
     seg_ts = _infer(packaged, data, tmp_path / "out", "seg_ts", ["inference.json", "inference_torchscript.json"],
                     threshold)
     np.testing.assert_array_equal(seg_ts, seg)

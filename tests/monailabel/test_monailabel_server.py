@@ -28,6 +28,7 @@ from t2d_monai.benchmarks.monailabel_load import (  # noqa: E402
     write_signed_checkpoint,
 )
 from t2d_monai.bundle import package_bundle  # noqa: E402
+from t2d_monai.bundle.layout import bundle_on_sys_path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "hepatic_vessel"
@@ -118,12 +119,13 @@ def test_inference_equals_the_bundles_own_inference(server, tmp_path):
 
     bundle = server["bundle"]
     configs = bundle / "configs"
-    wf = ConfigWorkflow(config_file=str(configs / "inference.json"), meta_file=str(configs / "metadata.json"),
-                        logging_file=str(configs / "logging.conf"), workflow_type="infer", bundle_root=str(bundle),
-                        dataset_dir=str(server["case"]), output_dir=str(tmp_path / "own"))
-    wf.initialize()
-    wf.run()
-    wf.finalize()
+    with bundle_on_sys_path(bundle):  # as MONAI Label does, so that the packaged configs import scripts/
+        wf = ConfigWorkflow(config_file=str(configs / "inference.json"), meta_file=str(configs / "metadata.json"),
+                            logging_file=str(configs / "logging.conf"), workflow_type="infer",
+                            bundle_root=str(bundle), dataset_dir=str(server["case"]), output_dir=str(tmp_path / "own"))
+        wf.initialize()
+        wf.run()
+        wf.finalize()
     own = np.asarray(nib.load(tmp_path / "own" / server["case"].name.replace(".nii.gz", "_seg.nii.gz")).dataobj)
     truth = np.asarray(nib.load(server["label"]).dataobj)
     served_pred = np.asarray(pred.dataobj)
