@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "t2d_monai.benchmarks.inferers:inferer_benchmark",
         "thick-slice inferer (with/without f1 cache) against 3D sliding window and 2D slice inference",
     ),
+    "gpu_check": (
+        "t2d_monai.benchmarks.gpu_check:gpu_check",
+        "one GPU session (8 min): latency vs 3D sliding window, fast path/cache checks, training it/s -> docs/gpu.md",
+    ),
     "slice_mapping": (
         "t2d_monai.benchmarks.slice_mapping:slice_mapping",
         "toy check of the paper's Sec. 3.2: can early fusion, ESM and ESM+SSA keep k slices apart?",

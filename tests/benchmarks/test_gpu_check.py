@@ -1,0 +1,159 @@
+"""gpu_check: the whole command in tiny mode on CPU, the refusal without CUDA, the time budget, failures kept in
+their row, and the targets' verdicts."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+
+from t2d_monai.benchmarks import gpu_check as gc_module
+from t2d_monai.benchmarks.gpu_check import TOLERANCES, gpu_check
+from t2d_monai.benchmarks.gpu_recipes import TINY
+from t2d_monai.benchmarks.gpu_report import COMPILE, LATENCY, NUMERICS, TRAINING, targets
+
+PRECISIONS = ["float32", "bfloat16", "float16"]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("gpu")
+    rows = gpu_check(out_dir=str(out), device="cpu", tiny=True, repeats=1, compile_backend="eager")
+    return out, rows
+
+
+def _find(rows, section, name, **match):
+    found = [r for r in rows if r["section"] == section and r["row"] == name
+             and all(r[k] == v for k, v in match.items())]
+    assert found, (section, name, match)
+    return found
+
+
+def _usable(row):
+    """float32 rows must run; an autocast row may be skipped where the CPU cannot autocast to its dtype."""
+    if row["precision"] != "float32" and row["status"].startswith("skipped: ") and "autocast" in row["status"]:
+        return False
+    assert row["status"] == "ok", row
+    return True
+
+
+def test_tiny_run_has_every_row(tiny_run):
+    out, rows = tiny_run
+    unet = _find(rows, LATENCY, "3D sliding window", precision="float32")[0]
+    assert unet["status"] == "ok" and unet["seconds"] > 0 and unet["time_vs_3d"] == pytest.approx(1.0)
+    assert _find(rows, LATENCY, "2D SliceInferer")[0]["status"] == "ok"
+    for precision in PRECISIONS:
+        for cache, layout in (("on", "off"), ("off", "off"), ("on", "on")):
+            _find(rows, LATENCY, "T2D single view", precision=precision, cache_f1=cache, channels_last=layout)
+    assert len(_find(rows, LATENCY, "T2D three views")) == 1
+    for row in [r for r in rows if r["section"] in (LATENCY, COMPILE)]:
+        if _usable(row):
+            assert row["seconds"] > 0 and row["repeats"] == 1 and row["peak_memory_mb"] == "n/a"
+            assert row["time_vs_3d"] == pytest.approx(row["seconds"] / unet["seconds"])
+    for name in ("train T2D", "train 3D U-Net"):
+        row = _find(rows, TRAINING, name)[0]
+        assert row["status"] == "ok" and row["iterations_per_s"] > 0 and row["repeats"] == TINY.train_iterations
+    assert _find(rows, COMPILE, "T2D single view, torch.compile")[0]["status"] == "ok"
+    with open(out / "gpu.csv") as f:
+        written = list(csv.DictReader(f))
+    key = ("section", "row", "precision", "status")
+    assert [tuple(r[k] for k in key) for r in written] == [tuple(r[k] for k in key) for r in rows]
+
+
+def test_tiny_numerical_checks_pass(tiny_run):
+    _, rows = tiny_run
+    for name in ("SSA fast path", "f1 cache"):
+        for precision in PRECISIONS:
+            row = _find(rows, NUMERICS, name, precision=precision)[0]
+            if _usable(row):
+                assert math.isfinite(row["max_abs_diff"]) and row["within_tolerance"] is True
+                assert row["max_abs_diff"] <= row["tolerance"]
+                assert row["tolerance"] >= TOLERANCES[precision]
+    # float32 fast path: far below the tolerance (a float-rounding difference, not a different function)
+    assert _find(rows, NUMERICS, "SSA fast path", precision="float32")[0]["max_abs_diff"] < 1e-5
+
+
+def test_tiny_page_names_targets_and_machine(tiny_run):
+    out, _ = tiny_run
+    text = (out / "gpu.md").read_text()
+    assert "Partial page" not in text
+    assert "Machine: device cpu" in text and f"torch {torch.__version__}" in text and "MONAI " in text
+    assert "python -m t2d_monai gpu_check --out_dir" in text and "--tiny" in text
+    for target in targets([]):
+        line = next(li for li in text.splitlines() if li.startswith(f"| {target['target']} |"))
+        assert "| met (" in line or "| missed (by" in line, line
+    for section in ("## 1. latency", "## 2. numerical checks", "## 3. training", "## 4. torch.compile"):
+        assert section in text
+
+
+def test_refuses_without_cuda(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="no CUDA device: run with --tiny on CPU, or on a GPU machine"):
+        gpu_check(out_dir=str(tmp_path))
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        gpu_check(out_dir=str(tmp_path), device="cpu")
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        gpu_check(out_dir=str(tmp_path), device="cuda", tiny=True)
+    with pytest.raises(ValueError, match="repeats"):
+        gpu_check(out_dir=str(tmp_path), device="cpu", tiny=True, repeats=0)
+    assert not (tmp_path / "gpu.md").exists()
+
+
+def test_tiny_budget_skips_and_says_so(tmp_path):
+    rows = gpu_check(out_dir=str(tmp_path), device="cpu", tiny=True, time_budget_s=0.001, compile=False)
+    assert {r["section"] for r in rows} == {LATENCY, NUMERICS, TRAINING, COMPILE}
+    assert all(r["status"].startswith("skipped: ") for r in rows)
+    assert all("time budget" in r["status"] for r in rows if r["section"] != COMPILE)
+    text = (tmp_path / "gpu.md").read_text()
+    assert "skipped: time budget" in text and "skipped: --nocompile" in text
+    assert text.count("| not measured |") == 5
+
+
+def test_partial_page_after_each_section(tmp_path, monkeypatch):
+    def stopped(session):
+        raise KeyboardInterrupt("device time limit")
+
+    monkeypatch.setattr(gc_module, "_training", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        gpu_check(out_dir=str(tmp_path), device="cpu", tiny=True, time_budget_s=0.001)
+    text = (tmp_path / "gpu.md").read_text()
+    assert "**Partial page**: sections not run yet (3 training, 4 torch.compile)" in text
+    assert "## 2. numerical checks" in text and "Not run yet." in text
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_a_failing_row_is_recorded_and_the_run_goes_on():
+    session = gc_module._Session(torch.device("cpu"), TINY, repeats=1, budget_s=60, seed=0)
+
+    def oom(row):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore text")
+
+    failed = session.attempt(gc_module._row(LATENCY, "a", "net"), 0.0, oom)
+    fine = session.attempt(gc_module._row(LATENCY, "b", "net"), 0.0, lambda r: r.update(seconds=1.0))
+    assert failed["status"] == "error: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert fine["status"] == "ok" and session.rows == [failed, fine]
+    late = session.attempt(gc_module._row(LATENCY, "c", "net"), 1e6, lambda r: r.update(seconds=1.0))
+    assert late["status"].startswith("skipped: time budget") and "seconds" not in late
+
+
+def _latency_row(name, seconds, precision="float32", cache="on", layout="off"):
+    return {"section": LATENCY, "row": name, "precision": precision, "cache_f1": cache, "channels_last": layout,
+            "status": "ok", "seconds": seconds}
+
+
+def test_targets_verdicts_and_distances():
+    rows = [_latency_row("3D sliding window", 20.0, cache="", layout=""), _latency_row("T2D single view", 2.5),
+            _latency_row("T2D single view", 0.8, "bfloat16", layout="on"), _latency_row("T2D three views", 3.5),
+            {"section": NUMERICS, "row": "SSA fast path", "precision": "float16", "status": "ok",
+             "max_abs_diff": 0.02, "tolerance": 0.01, "within_tolerance": False}]
+    found = {t["target"].split(",")[0].split(" (")[0]: t for t in targets(rows)}
+    assert found["T2D single view"]["verdict"] == "met (0.2 s under)"  # fastest: 0.8 s
+    assert found["T2D three views"]["verdict"] == "missed (by 0.5 s)"
+    ratio = next(t for t in targets(rows) if "3D U-Net" in t["target"])
+    assert ratio["measured"] == "0.125" and ratio["verdict"] == "missed (by 0.025)"  # float32 2.5 s / 20 s
+    ssa = next(t for t in targets(rows) if t["target"].startswith("SSA"))
+    assert ssa["verdict"].startswith("missed (float16: worst at 2.00x")
+    cache = next(t for t in targets(rows) if t["target"].startswith("cached"))
+    assert cache["verdict"] == "not measured"
