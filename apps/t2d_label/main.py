@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import json
 import logging
 import os
 from typing import Any, Dict
@@ -103,12 +104,14 @@ def _missing_weights(path: str) -> str | None:
 
 
 class T2DBundleInferTask(BundleInferTask):
-    """``BundleInferTask`` with strict, signature-checked loading and a 3D ``dimension``."""
+    """``BundleInferTask`` with strict, signature-checked loading, a 3D ``dimension`` and the labels of the
+    written label map (metadata ``segmentation_labels``)."""
 
     def __init__(self, path: str, conf: Dict[str, str], **kwargs: Any) -> None:
         super().__init__(path, conf, load_strict=True, **kwargs)
         if self.valid:
             self.dimension = 3  # metadata describes the network's 2D slabs; the task takes whole volumes
+            self.labels = _segmentation_labels(path)
 
     def _get_network(self, device, data):
         model_path = self.get_path()
@@ -118,6 +121,16 @@ class T2DBundleInferTask(BundleInferTask):
                 signature = self.bundle_config.get_parsed_content("signature", instantiate=True)
                 signature.load_state_dict(checkpoint["signature"])  # raises CheckpointMismatchError
         return super()._get_network(device, data)
+
+
+def _segmentation_labels(path: str) -> Dict[str, int]:
+    """Name -> value of the label map the bundle writes (metadata ``segmentation_labels``). MONAI Label's
+    default reads the network's output ``channel_def``, which for a slab network names per-slice logits."""
+    with open(os.path.join(path, "configs", "metadata.json")) as f:
+        labels = json.load(f).get("segmentation_labels")
+    if not isinstance(labels, dict) or not labels:
+        raise ValueError(f"bundle {path!r}: metadata.json needs segmentation_labels, e.g. {{\"vessel\": 1}}.")
+    return {str(k): int(v) for k, v in labels.items()}
 
 
 class T2DBundleTrainTask(BundleTrainTask):
@@ -192,7 +205,7 @@ class MyApp(MONAILabelApp):
         return {name: task for name, task in infers.items() if task is not None}
 
     def init_trainers(self) -> Dict[str, TrainTask]:
-        if strtobool(self.conf.get("skip_trainers", "false")):  # MONAI Label's switch for inference-only servers
+        if self._skip_trainers():  # MONAI Label's switch for inference-only servers
             logger.info("+++ skip_trainers: no trainer offered")
             return {}
         trainers: Dict[str, TrainTask] = {}
@@ -202,6 +215,15 @@ class MyApp(MONAILabelApp):
                 logger.info(f"+++ Adding Trainer:: {name} => {task}")
                 trainers[name] = task
         return trainers
+
+    def _skip_trainers(self) -> bool:
+        return strtobool(self.conf.get("skip_trainers", "false"))
+
+    def train(self, request):
+        if self._skip_trainers():
+            raise HTTPException(status_code=409, detail="training is switched off on this server (--conf skip_trainers "
+                                                        "true); start it without that setting to train")
+        return super().train(request)
 
     def init_strategies(self) -> Dict[str, Strategy]:
         return {"random": Random(), "first": First()}

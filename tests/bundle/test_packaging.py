@@ -169,3 +169,11 @@ def test_carried_closure_covers_function_level_imports(tmp_path):
     closure = import_closure(["t2d_monai.bundle.checks"], modules)
     assert {"t2d_monai", "t2d_monai.bundle", "t2d_monai.handlers.checkpoint"} <= closure
     assert "onnxruntime" not in required_packages(import_closure(["t2d_monai.bundle.zoo_check"], modules), {}, modules)
+
+
+def test_shipped_metadata_names_the_written_labels():
+    """MONAI Label shows the labels of the written label map (segmentation_labels), not the network's
+    per-slice logit channels."""
+    configs = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel" / "configs"
+    meta = json.loads((configs / "metadata.json").read_text())
+    assert meta["segmentation_labels"] == {"vessel": 1}

@@ -106,7 +106,8 @@ def test_skip_trainers_serves_inference_only(server, tmp_path):
     with serve(app, studies, ["hepatic_vessel"], tmp_path / "server.log", conf={"skip_trainers": "true"}) as url:
         info = requests.get(f"{url}/info/", timeout=30).json()
         assert "hepatic_vessel" in info["models"] and not info["trainers"]
-        assert not requests.post(f"{url}/train/hepatic_vessel", json={"max_epochs": 1}, timeout=30).ok
+        response = requests.post(f"{url}/train/hepatic_vessel?run_sync=true", json={"max_epochs": 1}, timeout=120)
+        assert response.status_code == 409 and "skip_trainers" in response.json()["detail"]
 
 
 def test_inference_equals_the_bundles_own_inference(server, tmp_path):
