@@ -27,7 +27,7 @@ from typing import Any
 from t2d_monai.bundle.carry import carry_code as _carry_code
 from t2d_monai.bundle.layout import LARGE_FILES, MODEL_FILE, load_json, parse_configs, write_json
 
-__all__ = ["BASE_CONFIGS", "bake_config", "package_bundle"]
+__all__ = ["BASE_CONFIGS", "bake_config", "eval_metrics_from", "package_bundle"]
 
 #: configs that tools read on their own (MONAI Label: both; zoo CI: inference.json): overlays are baked into them
 BASE_CONFIGS = ("inference.json", "train.json")
@@ -127,6 +127,32 @@ def _sync_metadata(metadata: dict[str, Any], inference: dict[str, Any]) -> None:
             entry["spatial_shape"] = [f"{side}*n"] * len(entry["spatial_shape"])
 
 
+def eval_metrics_from(eval_dir: str) -> dict[str, float]:
+    """The mean metrics that ``evaluating`` wrote to ``<eval_dir>/metrics.csv`` (MONAI's ``MetricsSaver``
+    summary, ``name,value`` lines), named without the ``val_`` prefix: ``{"mean_dice": 0.61, "hd95": ...}``.
+
+    Raises:
+        FileNotFoundError: no ``metrics.csv`` (run ``evaluating`` first; the message gives the command).
+        ValueError: a line that is not ``name,number``.
+    """
+    path = Path(eval_dir) / "metrics.csv"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{str(path)!r} does not exist: run the evaluation with the checkpoint first, e.g. python -m monai.bundle "
+            "run evaluating --config_file \"['configs/train.json','configs/evaluate.json']\" --dataset_dir DATA."
+        )
+    metrics: dict[str, float] = {}
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        name, _, value = line.partition(",")
+        try:
+            metrics[name.strip().removeprefix("val_")] = round(float(value), 4)
+        except ValueError:
+            raise ValueError(f"{str(path)!r}: line {line!r} is not 'name,number'.") from None
+    return metrics
+
+
 def _ignore(directory: str, names: list[str]) -> set[str]:
     import fnmatch
 
@@ -142,6 +168,7 @@ def package_bundle(
     weights_url: str | None = None,
     force: bool = False,
     carry_code: bool = True,
+    eval_dir: str | None = None,
 ) -> str:
     """Copy a bundle into the layout of the model zoo: ``configs/``, ``docs/``, ``LICENSE``, ``models/`` or
     ``large_files.yml``; as a folder, or as a zip archive when ``out`` ends with ``.zip``.
@@ -171,6 +198,8 @@ def package_bundle(
         force: replace ``out`` if it exists.
         carry_code: carry the code in ``scripts/`` (default); False keeps ``"$import t2d_monai"`` and the
             ``t2d_monai`` requirement, for environments where t2d-monai is installed.
+        eval_dir: the output folder of ``evaluating`` (``evaluate.json``) run with this checkpoint; its summary
+            ``metrics.csv`` fills the metadata's ``eval_metrics`` (:func:`eval_metrics_from`). Default: none.
 
     Returns:
         the path of the packaged folder or zip file.
@@ -230,6 +259,10 @@ def package_bundle(
             )
         metadata = load_json(stage / "configs" / "metadata.json")
         _sync_metadata(metadata, load_json(stage / "configs" / "inference.json"))
+        if eval_dir is not None:
+            if checkpoint is None:
+                raise ValueError("eval_dir gives the metrics of a model: package it with model=... as well.")
+            metadata["eval_metrics"] = eval_metrics_from(eval_dir)
         write_json(stage / "configs" / "metadata.json", metadata)
         if checkpoint is not None:  # checked with this process's t2d_monai, before the configs import scripts/
             _check_checkpoint(checkpoint, stage / "configs" / "inference.json", stage)

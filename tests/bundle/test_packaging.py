@@ -177,3 +177,24 @@ def test_shipped_metadata_names_the_written_labels():
     configs = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel" / "configs"
     meta = json.loads((configs / "metadata.json").read_text())
     assert meta["segmentation_labels"] == {"vessel": 1}
+
+
+def test_eval_metrics_come_from_an_evaluation_run(bundle, checkpoint, small, tmp_path):
+    """eval_dir: the summary that evaluating writes (MONAI's MetricsSaver, name,value lines) fills eval_metrics."""
+    from t2d_monai.bundle.packaging import eval_metrics_from
+
+    eval_dir = tmp_path / "eval"
+    eval_dir.mkdir()
+    (eval_dir / "metrics.csv").write_text("val_mean_dice,0.61234\nval_hd95,12.5\nval_cldice,0.5\n")
+    out = package_bundle(str(bundle), str(tmp_path / "pkg"), model=str(checkpoint), overlays="cpu_small.json",
+                         overrides=small, eval_dir=str(eval_dir), carry_code=False)
+    meta = json.loads((Path(out) / "configs" / "metadata.json").read_text())
+    assert meta["eval_metrics"] == {"mean_dice": 0.6123, "hd95": 12.5, "cldice": 0.5}
+    with pytest.raises(FileNotFoundError, match="run the evaluation"):
+        eval_metrics_from(str(tmp_path / "nowhere"))
+    (eval_dir / "metrics.csv").write_text("val_mean_dice;0.6\n")
+    with pytest.raises(ValueError, match="is not 'name,number'"):
+        eval_metrics_from(str(eval_dir))
+    with pytest.raises(ValueError, match="model=... as well"):
+        package_bundle(str(bundle), str(tmp_path / "pkg2"), overlays="cpu_small.json", overrides=small,
+                       eval_dir=str(eval_dir))
