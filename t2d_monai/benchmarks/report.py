@@ -71,6 +71,7 @@ def summary(name: str, label: str, per_seed: list[tuple[dict, dict, dict]], lear
         "hd95_mm": _case_mean(flat, "hd95_mm", 3),
         "surface_dice": _case_mean(flat, "surface_dice", 4),
         "cldice": _case_mean(flat, "cldice", 4),
+        "cldice_per_seed": " ".join(str(_case_mean(ev["cases"], "cldice", 3)) for _, ev, _ in per_seed),
         "latency_s": round(float(np.mean([c["latency_s"] for c in flat])), 3),
         "pred_fg_pct": round(100 * float(np.mean([c["pred_foreground"] for c in flat])), 3),
         "label_fg_pct": round(100 * float(np.mean([c["label_foreground"] for c in flat])), 3),
@@ -144,12 +145,12 @@ def plot_curves(curves: dict[str, list[dict]], path: Path) -> None:
 
 COLUMNS = ["method", "what", "dice_mean", "dice_seed_std", "dice_seed_range", "dice_per_seed", "seeds",
            "learning_rate", "best_val_dice", "dice_std", "dice_per_case", "dice_train_cases", "stride4_ceiling",
-           "inter_slice_similarity", "hd95_mm", "surface_dice", "cldice", "latency_s", "params_m", "train_time_s", "iterations", "still_rising",
+           "inter_slice_similarity", "hd95_mm", "surface_dice", "cldice", "cldice_per_seed", "latency_s", "params_m", "train_time_s", "iterations", "still_rising",
            "pred_fg_pct", "label_fg_pct"]
 _HEAD = ["method", "what", "Dice mean (over seeds)", "Dice std over seeds", "Dice range over seeds", "Dice per seed",
          "seeds", "learning rate", "best validation Dice", "Dice std over cases", "Dice per case (mean over seeds)",
          "Dice on training cases", "stride-4 ceiling", "InterSliceSim. (lower better)", "HD95 (mm, lower better)",
-         "surface Dice (evaluate.json tolerance)", "clDice", "latency / volume (s)",
+         "surface Dice (evaluate.json tolerance)", "clDice", "clDice per seed", "latency / volume (s)",
          "params (M)", "train time per seed (s)", "iterations", "seeds still rising at the end", "predicted vessel %",
          "true vessel %"]
 _EARLY_FUSION = re.compile(r"(early_k|deeplab_k)(\d+)")

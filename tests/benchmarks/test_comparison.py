@@ -84,6 +84,7 @@ def test_tiny_benchmark_writes_a_well_formed_table(tiny_run):
         # vessel metrics: clDice and surface Dice in [0, 1]; HD95 in mm, or n/a when every prediction was empty
         assert 0.0 <= float(row["cldice"]) <= 1.0 and 0.0 <= float(row["surface_dice"]) <= 1.0
         assert row["hd95_mm"] == "n/a" or float(row["hd95_mm"]) >= 0.0
+        assert [float(v) for v in row["cldice_per_seed"].split()] == [pytest.approx(float(row["cldice"]), abs=1e-3)]
     ceilings = {r["method"]: r["stride4_ceiling"] for r in rows}
     assert ceilings["unet3d"] == "n/a" and 0.0 < float(ceilings["deeplab_k1"]) == float(ceilings["t2d"]) <= 1.0
     assert (run / "t2d" / "seed0" / "eval_training_cases.json").is_file()
