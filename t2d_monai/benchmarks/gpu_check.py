@@ -356,9 +356,9 @@ def gpu_check(out_dir: str = "docs", device: str | None = None, tiny: bool = Fal
                 s.rows.append(_row(COMPILE, "T2D single view, torch.compile", "", status="skipped: --nocompile"))
             else:
                 run()
-            write_report(out_dir, s.rows, command, machine, setup, pending=SECTIONS[i + 1:])
+            # a partial page after each section; after the last one (nothing pending) it is the final page
+            text = write_report(out_dir, s.rows, command, machine, setup, pending=SECTIONS[i + 1:])
     finally:
         torch.backends.cudnn.benchmark = saved_benchmark
-    text = write_report(out_dir, s.rows, command, machine, setup)
     print(text)
     return s.rows

@@ -143,11 +143,14 @@ def make_split(
     if isinstance(seed, bool) or int(seed) != seed:
         raise ValueError(f"seed must be an integer, got {seed!r}.")
     root = os.path.abspath(os.path.expanduser(str(dataset_dir)))
-    if layout != "msd":
-        own = _layout_split(root, seed, num_val, val_fraction, layout, label)
+    if layout == "msd":
+        cases = find_cases(root)
+    else:  # the subject folders are listed once, for the layout's own split and for a split by seed
+        subjects = _subject_cases(root, layout, label)
+        own = _layout_split(root, seed, num_val, val_fraction, layout, subjects)
         if own is not None:
             return own
-    cases = find_cases(root, layout, label)
+        cases = [{"image": c["image"], "label": c["label"]} for c in subjects]
     total = len(cases)
     n_test = _count("test", num_test, test_fraction, total)
     n_val = _count("val", num_val, val_fraction, total - n_test)
@@ -169,11 +172,12 @@ def make_split(
 
 
 def _layout_split(root: str, seed: int, num_val: int | None, val_fraction: float, layout: str,
-                  label: str | None) -> dict[str, Any] | None:
-    """The split a subject-folder layout's own split file gives (None without one); see :func:`make_split`."""
+                  subject_cases: list[dict[str, str]]) -> dict[str, Any] | None:
+    """The split of ``subject_cases`` that a subject-folder layout's own split file gives (None without one); see
+    :func:`make_split`."""
     from t2d_monai.data.layouts import read_layout_split
 
-    cases = {c["subject"]: c for c in _subject_cases(root, layout, label)}
+    cases = {c["subject"]: c for c in subject_cases}
     parts = read_layout_split(root, layout, sorted(cases))
     if parts is None:
         return None

@@ -97,11 +97,11 @@ def write_layout_dataset(
     _check_out(out, overwrite)
     os.makedirs(out, exist_ok=True)
     classes = LAYOUT_CLASSES.get(layout, {})
+    needs_organ = layout == "msd_pancreas" or "organ" in classes.values()
     rows, training = [], []
     for i in range(int(num_cases)):
         case = generate_case(i, seed, shape, spacing, vessel_density, radius_range)
         vessel = (case["label"] == 1).astype(np.uint8)
-        needs_organ = layout == "msd_pancreas" or "organ" in classes.values()
         image, organ = _with_organ(case, seed, i, spacing) if needs_organ else (case["image"], None)
         if layout == "msd_pancreas":
             name = f"pancreas_{i + 1:03d}.nii.gz"
