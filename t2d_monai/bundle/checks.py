@@ -11,9 +11,14 @@ __all__ = ["IMAGE_SUFFIXES", "check_checkpoint", "check_checkpoint_exists", "che
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 _HOW_TO_GET_DATA = (
-    "Point --dataset_dir at an MSD Task08_HepaticVessel folder (download it from http://medicaldecathlon.com), "
-    "or make a synthetic one with: python -m t2d_monai synth --out DIR"
+    "Point --dataset_dir at the bundle's data set (its model card's Data section says which and where to get it), "
+    "or make a synthetic one in the same layout with: python -m t2d_monai synth --out DIR (see its --layout)"
 )
+
+
+def _is_label_folder(name: str) -> bool:
+    """MSD ``labelsTr``/``labelsTs``, PanTS ``LabelTr``, a subject's ``segmentations/``: masks, not images."""
+    return name.lower().startswith("labels") or name in ("LabelTr", "segmentations")
 
 
 def _is_image(path: str) -> bool:
@@ -85,7 +90,8 @@ def list_images(source: str) -> list[dict[str, str]]:
     """Images to run inference on, as ``[{"image": path}, ...]`` in a stable order.
 
     ``source`` may be an image file, an MSD folder (its ``dataset.json`` ``test`` list, or ``imagesTs/``),
-    or any folder of images (searched recursively; ``labelsTr``/``labelsTs`` are skipped).
+    or any folder of images (searched recursively; mask folders are skipped: ``labelsTr``/``labelsTs``, PanTS
+    ``LabelTr``, a subject's ``segmentations/``).
 
     Raises:
         FileNotFoundError: when ``source`` does not exist or no image is found.
@@ -107,7 +113,7 @@ def list_images(source: str) -> list[dict[str, str]]:
     paths = sorted(
         p
         for p in glob.glob(os.path.join(search_root, "**", "*"), recursive=True)
-        if _is_image(p) and not any(part.startswith("labels") for part in os.path.relpath(p, source).split(os.sep))
+        if _is_image(p) and not any(_is_label_folder(part) for part in os.path.relpath(p, source).split(os.sep))
     )
     if not paths:
         raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found in {source!r}.")

@@ -98,14 +98,15 @@ def _check_checkpoint(checkpoint: Path, inference_config: Path, bundle_root: Pat
 _MIN_SIDE = {"instance": 32}
 
 
-def slab_channel_def(num_slices: int, section: str) -> dict[str, str]:
+def slab_channel_def(num_slices: int, section: str, label_name: str = "vessel") -> dict[str, str]:
     """The metadata's ``channel_def`` of a slab network with ``num_slices`` slices: ``section`` ``"inputs"``
-    (one CT slice per channel) or ``"outputs"`` (one vessel logit map per slice)."""
+    (one CT slice per channel) or ``"outputs"`` (one logit map of ``label_name``, the metadata's
+    ``segmentation_labels`` name, per slice)."""
     what = {
         "inputs": "CT slice {i} of the slab (0 = first along the view's slicing axis), windowed to [0, 1]",
-        "outputs": "vessel logit of slice {i} of the slab (sigmoid > 0.5: vessel)",
+        "outputs": "{name} logit of slice {i} of the slab (sigmoid > 0.5: {name})",
     }[section]
-    return {str(i): what.format(i=i) for i in range(int(num_slices))}
+    return {str(i): what.format(i=i, name=label_name) for i in range(int(num_slices))}
 
 
 def _sync_metadata(metadata: dict[str, Any], inference: dict[str, Any]) -> None:
@@ -115,6 +116,8 @@ def _sync_metadata(metadata: dict[str, Any], inference: dict[str, Any]) -> None:
     only of 16."""
     num_slices, norm = inference.get("num_slices"), inference.get("norm")
     side = _MIN_SIDE.get(norm if isinstance(norm, str) else "", 16)
+    labels = metadata.get("segmentation_labels")
+    label_name = next(iter(labels)) if isinstance(labels, dict) and len(labels) == 1 else "vessel"
     fmt = metadata.get("network_data_format", {})
     for section, name in (("inputs", "image"), ("outputs", "pred")):
         entry = fmt.get(section, {}).get(name)
@@ -122,7 +125,7 @@ def _sync_metadata(metadata: dict[str, Any], inference: dict[str, Any]) -> None:
             continue
         if isinstance(num_slices, int) and "num_channels" in entry:
             entry["num_channels"] = num_slices
-            entry["channel_def"] = slab_channel_def(num_slices, section)
+            entry["channel_def"] = slab_channel_def(num_slices, section, label_name)
         if "spatial_shape" in entry:
             entry["spatial_shape"] = [f"{side}*n"] * len(entry["spatial_shape"])
 
