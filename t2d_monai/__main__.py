@@ -61,6 +61,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "t2d_monai.bundle.packaging:package_bundle",
         "copy a bundle into the model-zoo layout (folder or zip), with overlays baked in and the checkpoint checked",
     ),
+    "render_bundles": (
+        "t2d_monai.bundle.recipe:render_bundles",
+        "write every target bundle from bundles/_recipe and its target.json (--check: only compare)",
+    ),
     "odd_inputs": (
         "t2d_monai.bundle.odd_inputs:odd_inputs",
         "run every odd input (singleton axes, NaN, bad checkpoints, ...) through a bundle's configs; table of outcomes",

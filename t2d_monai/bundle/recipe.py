@@ -5,6 +5,8 @@ The recipe (network, loss, optimiser, inferer, handlers, overlays, metadata, mod
 
 - ``config``: the values of :data:`TARGET_IDS` (data set folder and layout, label, HU window), written into every
   recipe config that defines the id (the recipe leaves them ``null``);
+- ``synthetic_layout``: the ``python -m t2d_monai synth --layout`` that writes synthetic cases in the target's
+  data layout (the model card's command, the tests, the demo);
 - ``structure``: the structure's name in prose ("hepatic vessel"), filled into ``{{structure}}`` (the model card);
   ``{{label_name}}`` is the one name of the metadata's ``segmentation_labels`` (the per-slice logits' name);
 - ``metadata``: the ``metadata.json`` fields the recipe leaves ``null`` (name, version, changelog, data source,
@@ -30,7 +32,7 @@ from typing import Any
 from t2d_monai.bundle.layout import load_json
 from t2d_monai.utils.files import write_atomic
 
-__all__ = ["RECIPE", "TARGET_FILE", "TARGET_IDS", "render_bundle", "render_bundles", "target_bundles"]
+__all__ = ["RECIPE", "TARGET_FILE", "TARGET_IDS", "read_target", "render_bundle", "render_bundles", "target_bundles"]
 
 #: the recipe's folder under ``bundles/``
 RECIPE = "_recipe"
@@ -38,7 +40,7 @@ RECIPE = "_recipe"
 TARGET_FILE = "target.json"
 #: config ids every target states (``null`` in the recipe)
 TARGET_IDS = ("dataset_dir", "data_layout", "target_label", "foreground_labels", "hu_window")
-_TARGET_KEYS = ("structure", "config", "metadata", "card")
+_TARGET_KEYS = ("structure", "synthetic_layout", "config", "metadata", "card")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 #: the rendered files of a bundle are the recipe's files at the same relative paths
 _RENDERED_JSON = "configs"
@@ -89,7 +91,17 @@ def _read_target(bundle: Path) -> dict[str, Any]:
             f"(everything else is the recipe's: change it in bundles/{RECIPE}/ for every target)."
         )
     _check_config_values(config, path)
+    from t2d_monai.data.synthetic_layouts import SYNTH_LAYOUTS
+
+    if target["synthetic_layout"] not in ("msd", *SYNTH_LAYOUTS):
+        raise ValueError(f"{path}: synthetic_layout {target['synthetic_layout']!r} is not one of "
+                         f"{['msd', *SYNTH_LAYOUTS]} (python -m t2d_monai synth --layout).")
     return target
+
+
+def read_target(bundle: str | os.PathLike) -> dict[str, Any]:
+    """A target bundle's ``target.json``, checked (ValueError naming the file, the problem and the fix)."""
+    return _read_target(Path(bundle))
 
 
 def _check_config_values(config: Mapping[str, Any], path: Path) -> None:
@@ -153,7 +165,10 @@ def render_bundle(bundle: str | os.PathLike, recipe: str | os.PathLike | None = 
     if not (isinstance(labels, dict) and list(labels.values()) == [1]):
         raise ValueError(f"{bundle / TARGET_FILE}: metadata.segmentation_labels must name the one label value 1, "
                          f'e.g. {{"vessel": 1}}; got {labels!r}.')
+    synth = "python -m t2d_monai synth --out data/synth" + (
+        "" if target["synthetic_layout"] == "msd" else f" --layout {target['synthetic_layout']}")
     fields = {"bundle": bundle.name, "structure": target["structure"], "label_name": next(iter(labels)),
+              "synth_command": synth,
               "hu_low": f"{low:g}", "hu_high": f"{high:g}", **target["card"]}
     files: dict[str, str] = {}
     for src in sorted(p for p in recipe.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
