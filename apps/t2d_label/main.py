@@ -3,8 +3,10 @@
 It is MONAI Label's ``monaibundle`` sample app (``BundleInferTask``/``BundleTrainTask`` on local bundles), with
 what a served T2DNet bundle needs on top:
 
-- bundles are only ever local: ``--conf models NAME[,NAME]`` names folders in ``<app>/model/`` (or paths); the
-  app never downloads from the model zoo, so no ``zoo_source`` setting and no network access are needed;
+- bundles are only ever local: ``--conf models NAME[,NAME]`` names folders in ``<app>/model/``, else in the
+  bundles folder (``--conf bundles_dir PATH``; default: the ``bundles/`` of the checkout the app sits in), or
+  paths; ``--conf models all`` serves every bundle of both (``<app>/model/`` first on a name clash). The app
+  never downloads from the model zoo, so no ``zoo_source`` setting and no network access are needed;
 - a bundle without weights (no ``models/model.pt`` nor ``models/model.ts``) is not served with a random network:
   the start-up log says so, ``GET /info/`` lists it under ``unavailable_models`` with the reason, and an
   inference request gets HTTP 503 with that reason; training it through MONAI Label is still offered, and once
@@ -103,6 +105,22 @@ def _missing_weights(path: str) -> str | None:
     )
 
 
+def _is_bundle(path: str) -> bool:
+    return os.path.isfile(os.path.join(path, "configs", "inference.json"))
+
+
+def _bundle_names(folder: str) -> list[str]:
+    """Bundle folders of ``folder`` (``configs/inference.json``); ``_recipe`` and other ``_`` folders are not."""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(n for n in os.listdir(folder) if not n.startswith(("_", ".")) and _is_bundle(os.path.join(folder, n)))
+
+
+def _bundles_dir(app_dir: str, conf: Dict[str, str]) -> str:
+    """``--conf bundles_dir``, else the ``bundles/`` of the checkout the app sits in (``apps/t2d_label``)."""
+    return conf.get("bundles_dir") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(app_dir))), "bundles")
+
+
 class T2DBundleInferTask(BundleInferTask):
     """``BundleInferTask`` with strict, signature-checked loading, a 3D ``dimension`` and the labels of the
     written label map (metadata ``segmentation_labels``)."""
@@ -168,14 +186,23 @@ class MyApp(MONAILabelApp):
     def __init__(self, app_dir: str, studies: str, conf: Dict[str, str]) -> None:
         names = [m.strip() for m in conf.get("models", "").split(",") if m.strip()]
         if not names:
-            raise ValueError("no bundle given: start the server with --conf models NAME (a folder in <app>/model/).")
+            raise ValueError("no bundle given: start the server with --conf models NAME (a folder in <app>/model/ "
+                             "or in the bundles folder), or --conf models all.")
+        folders = [os.path.join(app_dir, "model"), _bundles_dir(app_dir, conf)]
+        if names == ["all"]:
+            names = sorted({n for folder in folders for n in _bundle_names(folder)})
+            if not names:
+                raise FileNotFoundError(f"--conf models all: no bundle (a folder with configs/inference.json) in "
+                                        f"{folders}.")
         self.bundles: Dict[str, str] = {}
         for name in names:
-            path = name if os.path.isdir(name) else os.path.join(app_dir, "model", name)
-            if not os.path.isfile(os.path.join(path, "configs", "inference.json")):
+            candidates = [name] if os.path.isdir(name) else [os.path.join(folder, name) for folder in folders]
+            path = next((c for c in candidates if _is_bundle(c)), None)
+            if path is None:
                 raise FileNotFoundError(
-                    f"bundle {name!r}: {path!r} is not a bundle folder with configs/inference.json. Put the bundle "
-                    f"(python -m t2d_monai package_bundle ...) in {os.path.join(app_dir, 'model')!r}."
+                    f"bundle {name!r}: none of {candidates} is a bundle folder with configs/inference.json. Put the "
+                    f"bundle (python -m t2d_monai package_bundle ...) in {folders[0]!r}, or point --conf bundles_dir "
+                    f"at the folder that holds it."
                 )
             self.bundles[os.path.basename(os.path.normpath(path))] = os.path.abspath(path)
         self.unavailable: Dict[str, str] = {}

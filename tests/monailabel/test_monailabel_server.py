@@ -188,3 +188,21 @@ def test_concurrent_requests_while_training(server):
     assert 0 < result["p50_s"] <= result["p90_s"] <= result["p99_s"] <= result["max_s"] and result["throughput_per_s"] > 0
     trained = server["bundle"].parent / "untrained" / "models"
     assert sorted(p.name for p in trained.iterdir()) == ["checkpoint.pt", "model.pt"]  # no partial write left
+
+
+def test_models_all_lists_every_bundle(server, tmp_path):
+    """``--conf models all``: every bundle of ``<app>/model/`` and of the bundles folder (here a copy of the
+    repository's bundles/, whose target bundles have no weights): the trained one is served, the others are listed
+    under unavailable_models with the reason and offered for training; the recipe folder is not a bundle."""
+    studies, app, bundles = tmp_path / "studies", tmp_path / "app", tmp_path / "bundles"
+    shutil.copytree(server["tmp"] / "studies", studies, symlinks=True)
+    shutil.copytree(server["tmp"] / "app", app, symlinks=True, ignore=shutil.ignore_patterns("logs", "*.log"))
+    shutil.copytree(REPO / "bundles", bundles, ignore=shutil.ignore_patterns("models", "eval"))
+    targets = {"pancreas", "duodenum", "portal_splenic_vein", "superior_mesenteric_artery", "celiac_artery"}
+    with serve(app, studies, ["all"], tmp_path / "server.log", conf={"bundles_dir": str(bundles)}) as url:
+        info = requests.get(f"{url}/info/", timeout=30).json()
+    assert "hepatic_vessel" in info["models"]  # <app>/model/ wins over the bundles folder on a name clash
+    assert targets <= set(info["unavailable_models"]) and not targets & set(info["models"])
+    assert all("has no trained weights" in info["unavailable_models"][t] for t in targets)
+    assert targets | {"hepatic_vessel"} <= set(info["trainers"])
+    assert "_recipe" not in info["unavailable_models"] and "_recipe" not in info["trainers"]
