@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from t2d_monai.data.layouts import case_name
+
 __all__ = ["demo", "run_demo"]
 
 
@@ -33,7 +35,7 @@ def _bundle_run(run_id: str, configs: Sequence[Path], step: str, **overrides) ->
 def _read_metric(csv_path: Path) -> list[tuple[str, float]]:
     with csv_path.open() as f:
         rows = list(csv.reader(f))
-    return [(os.path.basename(r[0]), float(r[-1])) for r in rows[1:] if r]
+    return [(case_name(r[0]), float(r[-1])) for r in rows[1:] if r]
 
 
 def run_demo(
@@ -44,17 +46,19 @@ def run_demo(
     shape: Sequence[int] = (128, 128, 64),
     num_iterations: int | None = None,
     view: str = "coronal",
+    bundle: str = "hepatic_vessel",
     bundle_dir: str | None = None,
     overwrite: bool = False,
     report: str | None = None,
     overrides: dict | None = None,
 ) -> dict:
-    """Synthesise data, train, evaluate and infer with the hepatic_vessel bundle on CPU, then draw a preview.
+    """Synthesise data, train, evaluate and infer with a target bundle (hepatic_vessel) on CPU, then draw a preview.
 
     Steps (each one a real ``python -m monai.bundle run`` of the bundle with ``cpu_small.json``):
 
     1. ``python -m t2d_monai synth`` writes ``num_cases`` labelled and ``num_test`` unlabelled cases to
-       ``<out>/data`` (MSD Task08 layout); an existing synthetic set there is reused.
+       ``<out>/data`` in the bundle's data layout (hepatic_vessel: MSD Task08; see the bundle's
+       ``target.json`` ``synthetic_layout``); an existing synthetic set there is reused.
     2. ``run training`` trains T2DNet (the CPU overlay: resnet18, 6-slice slabs, ESM + SSA, full-resolution
        decoder) into ``<out>/bundle/models``.
     3. ``run evaluating`` (``evaluate.json``) writes per-case and mean Dice and inter-slice similarity
@@ -70,7 +74,9 @@ def run_demo(
         shape: synthetic volume size X,Y,Z. Default 128,128,64.
         num_iterations: training iterations; default: the CPU overlay's value.
         view: slicing view to train (axial, coronal or sagittal). Default coronal, as the paper.
-        bundle_dir: the bundle folder; default: bundles/hepatic_vessel of this checkout.
+        bundle: the target bundle of this checkout (``bundles/<bundle>``, docs/bundles.md). Default hepatic_vessel.
+        bundle_dir: the bundle folder, instead of ``bundle`` (its synthetic data: the MSD layout unless it has a
+            ``target.json``).
         overwrite: start again: retrain (and replace the data if it was made with other settings).
         report: also write the summary as Markdown to this path (e.g. docs/demo.md), atomically.
         overrides: extra bundle config overrides for every step, e.g. ``{"num_slices": 9}``.
@@ -82,23 +88,26 @@ def run_demo(
     import numpy as np
 
     from t2d_monai.benchmarks.threshold_baseline import best_global_threshold
-    from t2d_monai.data.datalist import load_datalists
-    from t2d_monai.data.synthetic import write_dataset
     from t2d_monai.bundle import paths
+    from t2d_monai.bundle.layout import parse_configs
+    from t2d_monai.bundle.recipe import synthetic_layout
+    from t2d_monai.data.synthetic_layouts import synth, synthetic_dataset_exists
     from t2d_monai.visualize import save_preview
 
-    bundle = paths.bundle_dir(paths.DEFAULT_BUNDLE, bundle_dir)
-    configs = bundle / "configs"
+    bundle_path = paths.bundle_dir(bundle, bundle_dir)
+    configs = bundle_path / "configs"
+    layout = synthetic_layout(bundle_path)
     out_dir = Path(out).resolve()
     data_dir, run_dir = out_dir / "data", out_dir / "bundle"
     times: dict[str, float] = {}
 
     start = time.perf_counter()
-    if (data_dir / "dataset.json").is_file() and not overwrite:
+    if synthetic_dataset_exists(str(data_dir), layout) and not overwrite:
         print(f"=== 1/5 reusing the synthetic data set in {data_dir}")
     else:
-        print(f"=== 1/5 synthesising {num_cases} + {num_test} cases of shape {tuple(shape)} into {data_dir}", flush=True)
-        write_dataset(str(data_dir), num_cases, num_test, seed, tuple(shape), overwrite=overwrite, verbose=True)
+        print(f"=== 1/5 synthesising {num_cases} + {num_test} cases of shape {tuple(shape)} ({layout} layout) into "
+              f"{data_dir}", flush=True)
+        synth(str(data_dir), num_cases, num_test, seed, tuple(shape), overwrite=overwrite, layout=layout)
     times["synth"] = time.perf_counter() - start
 
     common = {**(overrides or {}), "bundle_root": str(run_dir), "dataset_dir": str(data_dir), "view": view}
@@ -116,7 +125,8 @@ def run_demo(
         "evaluating", [configs / "train.json", configs / "evaluate.json", configs / "cpu_small.json"],
         "3/5 evaluating on the held-out cases", **common,
     )
-    split = load_datalists(str(data_dir))
+    probe = parse_configs([configs / "train.json"], run_dir, {"dataset_dir": str(data_dir)})
+    split, data_layout = probe.get_parsed_content("datasplit"), probe.get_parsed_content("data_layout")
     held_out = split["test"] or split["validation"]
     infer_list = [{"image": item["image"]} for item in held_out]
     times["infer"] = _bundle_run(
@@ -129,7 +139,10 @@ def run_demo(
     image_nii = nib.as_closest_canonical(nib.load(case["image"]))
     label = np.asarray(nib.as_closest_canonical(nib.load(case["label"])).dataobj)
     name = os.path.basename(case["image"]).replace(".nii.gz", "")
-    pred_path = run_dir / "eval" / f"{name}_seg.nii.gz"
+    # a subject-folder layout keeps the subject folder in the output (every CT there is ct.nii.gz)
+    subject = "" if data_layout == "msd" else os.path.relpath(os.path.dirname(case["image"]), data_dir)
+    pred_path = run_dir / "eval" / subject / f"{name}_seg.nii.gz"
+    label = np.isin(label, probe.get_parsed_content("foreground_labels")).astype(np.uint8)
     prediction = np.asarray(nib.as_closest_canonical(nib.load(str(pred_path))).dataobj)
     preview = save_preview(
         np.asarray(image_nii.dataobj), label, prediction, str(out_dir / "preview.png"),
@@ -138,7 +151,7 @@ def run_demo(
 
     eval_dir = run_dir / "eval"
     dice = _read_metric(eval_dir / "val_mean_dice_raw.csv")
-    threshold = best_global_threshold(held_out)
+    threshold = best_global_threshold(held_out, probe.get_parsed_content("foreground_labels"))
     similarity = _read_metric(eval_dir / "val_inter_slice_similarity_raw.csv")
     summary = {
         "mean_dice": float(np.mean([d for _, d in dice])),
@@ -153,21 +166,21 @@ def run_demo(
         "seconds": {k: round(v, 1) for k, v in times.items()},
     }
     print("\n=== demo finished")
-    for case_name, value in dice:
-        print(f"  {case_name}: vessel Dice {value:.3f} (best global HU threshold "
-              f"{summary['threshold_dice_per_case'].get(case_name, float('nan')):.3f})")
-    print(f"  mean vessel Dice {summary['mean_dice']:.3f}, inter-slice similarity {summary['mean_inter_slice_similarity']:.3f}")
+    for name, value in dice:
+        print(f"  {name}: Dice {value:.3f} (best global HU threshold "
+              f"{summary['threshold_dice_per_case'].get(name, float('nan')):.3f})")
+    print(f"  mean Dice {summary['mean_dice']:.3f}, inter-slice similarity {summary['mean_inter_slice_similarity']:.3f}")
     print(f"  best single global HU threshold on the same held-out cases (>= {summary['threshold_hu']} HU, chosen on "
           f"them): mean Dice {summary['threshold_mean_dice']:.3f}")
     print(f"  predictions: {eval_dir}\n  preview:     {preview}\n  model:       {summary['checkpoint']}")
     print(f"  time (s): {summary['seconds']}")
     if report:
-        _write_report(report, summary, num_cases, num_test, seed, shape, view)
+        _write_report(report, summary, num_cases, num_test, seed, shape, view, bundle_path.name)
         print(f"  report:      {report}")
     return summary
 
 
-def _write_report(path, summary, num_cases, num_test, seed, shape, view) -> None:
+def _write_report(path, summary, num_cases, num_test, seed, shape, view, bundle="hepatic_vessel") -> None:
     """The demo's figures as Markdown, with the command and the machine, written atomically."""
     import platform
 
@@ -185,11 +198,11 @@ def _write_report(path, summary, num_cases, num_test, seed, shape, view) -> None
         "```",
         "",
         f"- data: {num_cases} labelled + {num_test} unlabelled synthetic cases of shape {tuple(shape)}, seed {seed}",
-        f"- bundle: hepatic_vessel, `train.json` + `cpu_small.json`, view {view}",
+        f"- bundle: {bundle}, `train.json` + `cpu_small.json`, view {view}",
         f"- machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} at the end",
         "",
-        f"| held-out case | vessel Dice (T2DNet) | best global HU threshold (>= {summary['threshold_hu']} HU) |",
+        f"| held-out case | Dice (T2DNet) | best global HU threshold (>= {summary['threshold_hu']} HU) |",
         "|---|---|---|",
         *[f"| {name} | {value:.3f} | {summary['threshold_dice_per_case'].get(name, float('nan')):.3f} |"
           for name, value in summary["dice_per_case"].items()],

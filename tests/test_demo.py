@@ -32,3 +32,17 @@ def test_demo_end_to_end(tmp_path):
 
 
 
+
+
+@pytest.mark.slow
+def test_demo_runs_another_target(tmp_path):
+    """``--bundle``: the target's own synthetic layout (PanTS subject folders), its label, its output folders."""
+    out = tmp_path / "demo"
+    summary = run_demo(out=str(out), num_cases=5, num_test=1, shape=(48, 40, 20), num_iterations=2, overrides=TINY,
+                       bundle="superior_mesenteric_artery")
+    assert (out / "data" / "ImageTr").is_dir() and (out / "data" / "LabelTr").is_dir()
+    names = set(summary["dice_per_case"])
+    assert names and all(n.endswith("/ct.nii.gz") for n in names)  # the subject keeps cases apart
+    assert set(summary["threshold_dice_per_case"]) == names
+    assert list((out / "bundle" / "eval").glob("*/*/ct_seg.nii.gz"))  # ImageTr/<subject>/ct_seg.nii.gz
+    assert (out / "preview.png").is_file()

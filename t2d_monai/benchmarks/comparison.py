@@ -34,7 +34,8 @@ from t2d_monai.benchmarks.report import COLUMNS, machine_description, markdown, 
 from t2d_monai.benchmarks.runner import MethodRun, evaluate, load_average, log, prepare_data, train, write_json
 from t2d_monai.benchmarks.threshold_baseline import best_global_threshold
 from t2d_monai.bundle.layout import parse_configs
-from t2d_monai.bundle.paths import bundle_dir
+from t2d_monai.bundle.paths import DEFAULT_BUNDLE, bundle_dir
+from t2d_monai.bundle.recipe import synthetic_layout
 from t2d_monai.utils.files import write_atomic, write_csv_atomic
 
 __all__ = ["METHODS", "PRESETS", "Method", "benchmark", "resolve_method"]
@@ -72,9 +73,10 @@ def benchmark(
     learning_rates: str | Sequence[float] | None = None,
     overlays: str | Sequence[str] | None = None,
     warmup: bool = True,
+    bundle: str = DEFAULT_BUNDLE,
     **overrides: Any,
 ) -> str:
-    """Train and evaluate 2D, thickened 2D and 3D methods through the hepatic_vessel bundle, side by side.
+    """Train and evaluate 2D, thickened 2D and 3D methods through a target bundle (hepatic_vessel), side by side.
 
     Each method is trained on the same training cases with the same number of iterations, its best
     validation checkpoint segments the same held-out test cases, and one table (Markdown + CSV) reports
@@ -111,6 +113,8 @@ def benchmark(
         overlays: comma-separated extra training overlays for every row, after the row's own, as names under the
             bundle's ``configs/`` (e.g. ``augment.json``: slab-consistent in-plane and intensity augmentation).
         warmup: run each method once, untimed, on the first test case before timing it. Default True.
+        bundle: the target bundle every row runs through (``bundles/<bundle>``, docs/bundles.md); synthetic data is
+            written in its layout (its ``target.json`` ``synthetic_layout``). Default hepatic_vessel.
         overrides: any further bundle config values for every method, e.g. ``--backbone resnet50``.
 
     Returns:
@@ -143,9 +147,10 @@ def benchmark(
         raise ValueError(f"learning_rates must be positive, got {grid}.")
     budget = _budget(conf, overrides, num_iterations)
     extra = tuple(_parse_list(overlays, "overlays"))
-    missing = [o for o in extra if not (bundle_dir() / "configs" / o).is_file()]
+    root = bundle_dir(bundle)
+    missing = [o for o in extra if not (root / "configs" / o).is_file()]
     if missing:
-        raise FileNotFoundError(f"overlays {missing} are not in {bundle_dir() / 'configs'}; give file names there.")
+        raise FileNotFoundError(f"overlays {missing} are not in {root / 'configs'}; give file names there.")
     if threads is not None:
         torch.set_num_threads(int(threads))
     device = str(device)
@@ -159,7 +164,7 @@ def benchmark(
         data_note = f"synthetic, `python -m t2d_monai synth --shape {','.join(map(str, conf['shape']))} --num_cases " \
                     f"{conf['num_cases']} --seed {seed}`"
         budget.setdefault("spatial_size", [-1, -1])  # keep the synthetic volumes' in-plane size
-    dataset = prepare_data(out, dataset_dir, conf, seed)
+    dataset = prepare_data(out, dataset_dir, conf, seed, synthetic_layout(root))
     budget.setdefault("num_test", conf["num_test"])
     budget.setdefault("num_validation", conf["num_validation"])
     budget.setdefault("split_seed", seed)
@@ -170,22 +175,23 @@ def benchmark(
         log(f"[{i}/{len(run_methods)}] {method.name} ({method.label})")
         base = trained.get(method.reuse_from or "")
         lr = base[0] if base is not None else _choose_learning_rate(method, grid, seed_list[0], out, dataset, budget, device,
-                                                                    extra)
+                                                                    extra, root)
         runs = []
         for s in seed_list:
-            run = _make_run(method, out, dataset, budget, device, s, lr, extra)
-            reuse = _make_run(resolve_method(method.reuse_from), out, dataset, budget, device, s, lr, extra).root \
+            run = _make_run(method, out, dataset, budget, device, s, lr, extra, root)
+            reuse = _make_run(resolve_method(method.reuse_from), out, dataset, budget, device, s, lr, extra, root).root \
                 if method.reuse_from else None
             runs.append((run, _train_once(run, reuse)))
         trained[method.name] = (lr, runs)
 
-    split = _split(dataset, budget)
+    split = _split(dataset, budget, root)
     cases = split["test"] or split["validation"]
     fit_cases = split["training"][: len(cases)]
     load_eval = load_average()
     log(f"evaluating {len(run_methods)} methods x {len(seed_list)} seeds on {len(cases)} held-out cases, one after "
         f"another (load {load_eval})")
-    threshold = best_global_threshold(cases)
+    threshold = best_global_threshold(cases, parse_configs([root / "configs" / "train.json"], root).get_parsed_content(
+        "foreground_labels"))
     rows, per_case = [], []
     for method in run_methods:
         lr, runs = trained[method.name]
@@ -233,10 +239,10 @@ def _budget(conf: dict, overrides: dict, num_iterations: int | None) -> dict:
 
 
 def _make_run(method: Method, out: Path, dataset: str, budget: dict, device: str, seed: int,
-              lr: float | None, extra: tuple[str, ...] = ()) -> MethodRun:
+              lr: float | None, extra: tuple[str, ...], bundle: Path) -> MethodRun:
     """A run folder per method, learning rate (when chosen from a grid) and seed: ``<out>/<method>/[lr<lr>/]seed<s>``."""
     root = out / method.name / ("" if lr is None else f"lr{lr:g}") / f"seed{seed}"
-    return MethodRun(method, root, dataset, budget, device, bundle_dir(), seed=seed, learning_rate=lr,
+    return MethodRun(method, root, dataset, budget, device, bundle, seed=seed, learning_rate=lr,
                      extra_overlays=extra)
 
 
@@ -255,16 +261,16 @@ def _train_once(run: MethodRun, reuse: Path | None = None) -> dict:
 
 
 def _choose_learning_rate(method: Method, grid: list[float], seed: int, out: Path, dataset: str, budget: dict,
-                          device: str, extra: tuple[str, ...] = ()) -> float | None:
+                          device: str, extra: tuple[str, ...], bundle: Path) -> float | None:
     """The learning rate with the best validation Dice for ``method`` at ``seed`` among ``grid`` and the row's own
     config value (so that no row loses the rate its recipe was made with: the 3D row's is far above the 2D rows'),
     None without a grid; the choice and every candidate's score are written to ``<out>/<method>/learning_rate.json``."""
     if not grid:
         return None
-    probe = _make_run(method, out, dataset, budget, device, seed, None, extra)
+    probe = _make_run(method, out, dataset, budget, device, seed, None, extra, bundle)
     own = float(probe.parser(probe.train_files).get_parsed_content("learning_rate"))
     candidates = sorted({*grid, own})
-    scores = {lr: _train_once(_make_run(method, out, dataset, budget, device, seed, lr, extra))["best_val_dice"]
+    scores = {lr: _train_once(_make_run(method, out, dataset, budget, device, seed, lr, extra, bundle))["best_val_dice"]
               for lr in candidates}
     best = max(candidates, key=lambda lr: (scores[lr], -lr))  # ties: the smaller rate
     write_json(out / method.name / "learning_rate.json",
@@ -274,10 +280,10 @@ def _choose_learning_rate(method: Method, grid: list[float], seed: int, out: Pat
     return best
 
 
-def _split(dataset: str, budget: dict) -> dict:
+def _split(dataset: str, budget: dict, bundle: Path) -> dict:
     """The bundle's train/validation/test split of ``dataset`` under the benchmark's split settings."""
     split_settings = {k: v for k, v in budget.items() if k in ("num_test", "num_validation", "split_seed")}
-    probe = parse_configs([bundle_dir() / "configs" / "train.json"], bundle_dir(), {**split_settings, "dataset_dir": dataset})
+    probe = parse_configs([bundle / "configs" / "train.json"], bundle, {**split_settings, "dataset_dir": dataset})
     return probe.get_parsed_content("datasplit")
 
 

@@ -21,6 +21,7 @@ import torch
 from t2d_monai.benchmarks.methods import Method
 from t2d_monai.bundle.layout import parse_configs
 from t2d_monai.bundle.paths import DEFAULT_VIEW, checkpoint_filename
+from t2d_monai.data.layouts import case_name
 from t2d_monai.transforms.view_permute import VIEWS
 from t2d_monai.utils.files import write_atomic
 
@@ -206,7 +207,7 @@ def evaluate(run: MethodRun, cases: list[dict], warmup: bool = True, ceiling: bo
             if pred.shape != label.shape:
                 raise RuntimeError(f"{run.method.name}: prediction {tuple(pred.shape)} vs label {tuple(label.shape)}.")
             rows.append({
-                "case": os.path.basename(str(item["label"].meta.get("filename_or_obj", ""))) or f"case{len(rows)}",
+                "case": case_name(str(cases[i]["image"])),
                 "dice": float(compute_dice(pred, label, include_background=True).nanmean()),
                 "inter_slice_similarity": float(compute_inter_slice_similarity(pred, label).mean()),
                 **(_vessel_metrics(pred, label, tolerance_mm) if vessel_metrics else {}),
@@ -234,17 +235,19 @@ def _vessel_metrics(pred: torch.Tensor, label: torch.Tensor, tolerance_mm: float
             "cldice": round(float(compute_centerline_dice(pred, label).mean()), 4)}
 
 
-def prepare_data(out: Path, dataset_dir: str | None, preset: dict, seed: int) -> str:
+def prepare_data(out: Path, dataset_dir: str | None, preset: dict, seed: int, layout: str = "msd") -> str:
+    """``dataset_dir``, or a synthetic data set in ``layout`` (``synth --layout``) in ``<out>/data``, kept if there."""
     if dataset_dir is not None:
         if not os.path.isdir(str(dataset_dir)):
-            raise FileNotFoundError(f"dataset_dir={dataset_dir!r} does not exist; give an MSD-layout folder or omit it.")
+            raise FileNotFoundError(f"dataset_dir={dataset_dir!r} does not exist; give the bundle's data set folder "
+                                    "or omit it.")
         return os.path.abspath(str(dataset_dir))
     data = out / "data"
-    if not (data / "dataset.json").is_file():
-        from t2d_monai.data.synthetic import write_dataset
+    from t2d_monai.data.synthetic_layouts import synth, synthetic_dataset_exists
 
-        log(f"synthesising {preset['num_cases']} cases of {preset['shape']} into {data}")
-        write_dataset(str(data), num_cases=preset["num_cases"], num_test=0, seed=seed, shape=preset["shape"])
+    if not synthetic_dataset_exists(str(data), layout):
+        log(f"synthesising {preset['num_cases']} cases of {preset['shape']} ({layout} layout) into {data}")
+        synth(str(data), num_cases=preset["num_cases"], num_test=0, seed=seed, shape=preset["shape"], layout=layout)
     return str(data)
 
 

@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
+from t2d_monai.data.layouts import case_name
 from t2d_monai.utils.files import write_atomic
 
 __all__ = ["best_global_threshold", "continuity_filter", "threshold_baseline", "threshold_dice_curve"]
@@ -49,21 +50,25 @@ def threshold_dice_curve(image: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.where(denom > 0, 2.0 * tp / np.maximum(denom, 1), 1.0)
 
 
-def best_global_threshold(cases: Sequence[dict], foreground: int = 1) -> dict:
+def best_global_threshold(cases: Sequence[dict], foreground: int | Sequence[int] = 1) -> dict:
     """The one HU threshold with the best mean per-case Dice over ``cases`` (``{"image", "label"}`` NIfTI paths),
-    chosen on these very cases: an upper bound for any single global threshold on them.
+    chosen on these very cases: an upper bound for any single global threshold on them. ``foreground``: the label
+    value(s) of the target (a bundle's ``foreground_labels``).
 
     Returns:
-        ``{"hu": int, "mean_dice": float, "per_case_dice": {file name: Dice}}``.
+        ``{"hu": int, "mean_dice": float, "per_case_dice": {case name: Dice}}`` (names by
+        :func:`~t2d_monai.data.layouts.case_name`).
 
     Raises:
         ValueError: when ``cases`` is empty.
     """
     if not cases:
         raise ValueError("best_global_threshold needs at least one labelled case.")
-    curves = np.asarray([threshold_dice_curve(_read(c["image"])[0], _read(c["label"])[0] == foreground) for c in cases])
+    labels = np.atleast_1d(np.asarray(foreground))
+    curves = np.asarray([threshold_dice_curve(_read(c["image"])[0], np.isin(_read(c["label"])[0], labels))
+                         for c in cases])
     best = int(np.argmax(curves.mean(0)))
-    names = [os.path.basename(str(c["image"])) for c in cases]
+    names = [case_name(str(c["image"])) for c in cases]
     return {"hu": best + _HU_MIN, "mean_dice": float(curves[:, best].mean()),
             "per_case_dice": {n: float(d) for n, d in zip(names, curves[:, best])}}
 

@@ -32,7 +32,8 @@ from typing import Any
 from t2d_monai.bundle.layout import load_json
 from t2d_monai.utils.files import write_atomic
 
-__all__ = ["RECIPE", "TARGET_FILE", "TARGET_IDS", "read_target", "render_bundle", "render_bundles", "target_bundles"]
+__all__ = ["RECIPE", "TARGET_FILE", "TARGET_IDS", "read_target", "render_bundle", "render_bundles", "synthetic_layout",
+           "target_bundles"]
 
 #: the recipe's folder under ``bundles/``
 RECIPE = "_recipe"
@@ -142,6 +143,12 @@ def _render_metadata(meta: dict[str, Any], target: Mapping[str, Any], fields: Ma
     if unset:
         raise ValueError(f"{where}: metadata fields {unset} are left to each target; state them under metadata.")
     return _fill_strings(out, fields, where)
+
+
+def synthetic_layout(bundle: str | os.PathLike) -> str:
+    """The ``synth --layout`` of a bundle's data set: its ``target.json``'s, else ``"msd"`` (a bundle made
+    otherwise, e.g. packaged)."""
+    return read_target(bundle)["synthetic_layout"] if (Path(bundle) / TARGET_FILE).is_file() else "msd"
 
 
 def render_bundle(bundle: str | os.PathLike, recipe: str | os.PathLike | None = None) -> dict[str, str]:

@@ -24,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass
 
-__all__ = ["LAYOUTS", "SubjectLayout", "find_subject_cases", "get_layout", "read_layout_split"]
+__all__ = ["LAYOUTS", "SubjectLayout", "case_name", "find_subject_cases", "get_layout", "read_layout_split"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,15 @@ LAYOUTS: dict[str, SubjectLayout] = {
     "pants": SubjectLayout("ImageTr/{subject}/ct.nii.gz", "LabelTr/{subject}/segmentations/{label}.nii.gz"),
     "abdomenatlas": SubjectLayout("{subject}/ct.nii.gz", "{subject}/segmentations/{label}.nii.gz"),
 }
+
+
+def case_name(path: str) -> str:
+    """A case's name in reports: the file name (``hepaticvessel_001.nii.gz``), or, where a layout names every CT
+    alike (``ct.nii.gz``), the subject folder with it (``s0001/ct.nii.gz``), so that cases stay apart."""
+    path = os.path.normpath(str(path))
+    name = os.path.basename(path)
+    generic = {os.path.basename(spec.image) for spec in LAYOUTS.values()}
+    return f"{os.path.basename(os.path.dirname(path))}/{name}" if name in generic else name
 
 
 def get_layout(layout: str | SubjectLayout) -> SubjectLayout:

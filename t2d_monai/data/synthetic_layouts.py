@@ -35,7 +35,7 @@ from t2d_monai.data.synthetic import (
 )
 from t2d_monai.utils.files import write_atomic
 
-__all__ = ["LAYOUT_CLASSES", "SYNTH_LAYOUTS", "synth", "write_layout_dataset"]
+__all__ = ["LAYOUT_CLASSES", "SYNTH_LAYOUTS", "synth", "synthetic_dataset_exists", "write_layout_dataset"]
 
 #: class files each subject-folder layout gets: class name -> "vessel" or "organ"
 LAYOUT_CLASSES: dict[str, dict[str, str]] = {
@@ -57,6 +57,17 @@ def _check_out(out: str, overwrite: bool) -> None:
                          "Choose an empty or new folder.")
     if not overwrite:
         raise FileExistsError(f"out={out!r} already holds a synthetic data set; pass --overwrite to replace it.")
+
+
+def synthetic_dataset_exists(out: str, layout: str = "msd") -> bool:
+    """Whether ``out`` holds a finished synthetic data set in ``layout`` (to reuse it rather than write it again)."""
+    if layout == "msd":
+        return os.path.isfile(os.path.join(out, "dataset.json"))
+    marker = os.path.join(out, _MARKER)
+    if not os.path.isfile(marker):
+        return False
+    with open(marker) as f:
+        return json.load(f).get("layout") == layout
 
 
 def _with_organ(case: dict, seed: int, index: int, spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -184,3 +184,16 @@ def test_budget_scales_the_preset_schedule_to_a_new_budget():
     assert _budget(conf, {}, None)["lr_milestones"] == [4200, 5400]
     assert _budget(conf, {}, 4500)["lr_milestones"] == [3150, 4050]
     assert _budget(conf, {"lr_milestones": [100]}, 4500)["lr_milestones"] == [100]
+
+
+@pytest.mark.slow
+def test_benchmark_runs_through_another_target_bundle(tmp_path):
+    """``--bundle``: data synthesised in the target's layout (TotalSegmentator subject folders), its label read
+    through its configs, cases named apart by their subject."""
+    run = tmp_path / "run"
+    benchmark(out_dir=str(run), tiny=True, methods="t2d", bundle="duodenum", threads=2)
+    assert (run / "data" / "meta.csv").is_file() and list((run / "data").glob("*/segmentations/duodenum.nii.gz"))
+    rows = list(csv.DictReader((run / "comparison_per_case.csv").open()))
+    assert rows and all(r["case"].endswith("/ct.nii.gz") for r in rows)
+    assert len({r["case"] for r in rows}) == len(rows)
+    assert 0.0 <= float(rows[0]["dice"]) <= 1.0
