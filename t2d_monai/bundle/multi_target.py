@@ -198,7 +198,7 @@ def run_merge_targets(
         names: target names in order, replacing the bundles' (e.g. two bundles that both name theirs "vessel").
         overlays: extra configs for every bundle's inference after ``inference.json`` (names in its ``configs/`` or
             paths), e.g. ``cpu_small.json`` for models trained with it.
-        overrides: config overrides for every bundle's inference, e.g. ``{"device": "$torch.device('cpu')"}``.
+        overrides: config overrides for every bundle's inference, e.g. ``{"infer_batch_size": 2}``.
         overwrite: replace outputs of an earlier run (never the input). Default False.
 
     Returns:
@@ -277,8 +277,10 @@ def run_merge_targets(
 
     if bundles is not None:
         for i, (bundle, name) in enumerate(zip(folders, maps), 1):
+            maps[name].unlink(missing_ok=True)  # an earlier run's map (--overwrite) must not pass for this one's
             run_bundle("run", configs[bundle], f"{i}/{len(folders)} {name}: inference of {bundle} on {image}",
-                       **{**overrides, "dataset_dir": str(Path(image).resolve()), "output_dir": str(out / name)})
+                       **{**overrides, "dataset_dir": str(Path(image).resolve()),
+                          "output_dir": str((out / name).resolve())})
             if not maps[name].is_file():
                 raise FileNotFoundError(f"bundle {str(bundle)!r} finished but wrote no {maps[name]}; does an overlay "
                                         "change output_postfix or postprocessing after inference_probabilities.json?")
