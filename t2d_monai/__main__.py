@@ -69,6 +69,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "t2d_monai.bundle.odd_inputs:odd_inputs",
         "run every odd input (singleton axes, NaN, bad checkpoints, ...) through a bundle's configs; table of outcomes",
     ),
+    "merge_targets": (
+        "t2d_monai.bundle.multi_target:merge_targets_command",
+        "one label map of several targets for a CT: each bundle's probabilities, the most confident target wins",
+    ),
     "zoo_check": (
         "t2d_monai.bundle.zoo_check:zoo_check",
         "offline model-zoo CI checks: files, changelog, schema, verify_net_in_out, TorchScript and ONNX export",

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import csv
 import functools
-import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -19,17 +17,6 @@ from pathlib import Path
 from t2d_monai.data.layouts import case_name
 
 __all__ = ["demo", "run_demo"]
-
-
-def _bundle_run(run_id: str, configs: Sequence[Path], step: str, **overrides) -> float:
-    """Run ``python -m monai.bundle run <run_id>`` in a subprocess (its log streams to this terminal)."""
-    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", repr([str(c) for c in configs])]
-    for key, value in overrides.items():
-        cmd += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
-    print(f"\n=== {step}\n$ {' '.join(cmd)}\n", flush=True)
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    return time.perf_counter() - start
 
 
 def _read_metric(csv_path: Path) -> list[tuple[str, float]]:
@@ -89,6 +76,7 @@ def run_demo(
 
     from t2d_monai.benchmarks.threshold_baseline import best_global_threshold
     from t2d_monai.bundle import paths
+    from t2d_monai.bundle.bundle_run import run_bundle as _bundle_run
     from t2d_monai.bundle.layout import parse_configs
     from t2d_monai.bundle.recipe import synthetic_layout
     from t2d_monai.data.synthetic_layouts import synth, synthetic_dataset_exists

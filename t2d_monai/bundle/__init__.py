@@ -1,8 +1,10 @@
-"""Helpers that the bundle configs of this project call (paths, file names, early checks)."""
+"""Helpers that the bundle configs of this project call (paths, file names, early checks), and the tools that
+package, check and run the bundles."""
 
 from __future__ import annotations
 
 from .checks import check_checkpoint, check_checkpoint_exists, check_dataset_dir, list_images
+from .multi_target import run_merge_targets
 from .paths import VIEWS, bundle_root_from_argv, checkpoint_filename
 from .packaging import package_bundle
 from .zoo_check import ZooCheckError, zoo_check
@@ -17,5 +19,6 @@ __all__ = [
     "checkpoint_filename",
     "list_images",
     "package_bundle",
+    "run_merge_targets",
     "zoo_check",
 ]

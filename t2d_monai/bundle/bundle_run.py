@@ -1,19 +1,26 @@
-"""Running a bundle workflow on one input and observing what it did: the clear error it raised, the files it
-wrote, the warnings it logged. What :mod:`t2d_monai.bundle.odd_inputs` builds its cases on."""
+"""Running a bundle workflow: as a user does (``python -m monai.bundle run`` in a subprocess, :func:`run_bundle`,
+what the demo and ``merge_targets`` do), or on one input while observing what it did: the clear error it raised,
+the files it wrote, the warnings it logged (:class:`Context`, what :mod:`t2d_monai.bundle.odd_inputs` builds its
+cases on)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
-from collections.abc import Iterator
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SHAPE", "TINY", "Context", "Result", "clear_error", "describe", "refused", "same_space"]
+__all__ = ["SHAPE", "TINY", "Context", "Result", "clear_error", "describe", "refused", "run_bundle", "same_space"]
 
 #: the volumes of the cases: non-cubic on purpose (coronal slices are X x Z = 48 x 20)
 SHAPE = (48, 40, 20)
@@ -23,6 +30,27 @@ TINY: dict[str, Any] = {
     "iterations_per_epoch": 2, "val_interval": 1, "volumes_per_batch": 1, "slabs_per_volume": 2,
     "infer_batch_size": 8, "num_workers": 0,
 }
+
+
+def run_bundle(run_id: str, configs: Sequence[str | Path], step: str, **overrides: Any) -> float:
+    """Run ``python -m monai.bundle run <run_id> --config_file "[...]" --<id> <value> ...`` in a subprocess, as a
+    user would, after printing ``step`` and the command; its log streams to this terminal. Values that are not
+    strings are passed as JSON. Without a ``bundle_root`` override the bundle root is the folder of the first
+    config's ``configs/`` (the configs' ``bundle_root_from_argv``).
+
+    Returns:
+        the seconds the run took.
+
+    Raises:
+        subprocess.CalledProcessError: the run failed (its error is in the log above).
+    """
+    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", repr([str(c) for c in configs])]
+    for key, value in overrides.items():
+        cmd += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+    print(f"\n=== {step}\n$ {shlex.join(cmd)}\n", flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - start
 
 
 @dataclass
