@@ -25,7 +25,19 @@ from pathlib import Path
 from typing import Any
 
 from t2d_monai.bundle.carry import carry_code as _carry_code
-from t2d_monai.bundle.layout import LARGE_FILES, MODEL_FILE, load_json, parse_configs, write_json
+from t2d_monai.bundle.layout import LARGE_FILES, load_json, parse_configs, write_json
+from t2d_monai.bundle.variants import (
+    THREE_VIEWS,
+    THREE_VIEWS_OVERLAY,
+    VARIANTS,
+    Member,
+    check_member,
+    merge_overlay,
+    name_variant,
+    resolve_members,
+    variant_values,
+    weights_urls,
+)
 
 __all__ = ["BASE_CONFIGS", "bake_config", "eval_metrics_from", "package_bundle"]
 
@@ -76,22 +88,16 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_checkpoint(checkpoint: Path, inference_config: Path, bundle_root: Path) -> None:
-    """Refuse a checkpoint whose signature or weights do not fit the (packaged) inference config."""
-    import torch
+_FIX = "\nPackage with the overlays/overrides the model was trained with (e.g. --overlays cpu_small.json)."
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+
+def _check_checkpoints(members: Sequence[Member], inference_config: Path, bundle_root: Path) -> None:
+    """Refuse a checkpoint whose signature (view included: each member's own) or weights do not fit the packaged
+    inference config; the error names the slot (view and packaged file)."""
     parser = parse_configs([inference_config], bundle_root)
-    if "signature" in state and "signature" in parser:
-        parser.get_parsed_content("signature").load_state_dict(state["signature"])
-    weights = state.get("model", state)
-    try:
-        parser.get_parsed_content("network_def").load_state_dict(weights, strict=True)
-    except RuntimeError as e:
-        raise ValueError(
-            f"the weights in {str(checkpoint)!r} do not fit network_def of {str(inference_config)!r}: {e}\n"
-            "Package with the overlays/overrides the model was trained with (e.g. --overlays cpu_small.json)."
-        ) from e
+    for member in members:
+        if member.source is not None:
+            check_member(member.source, parser, member.view, member.file, hint=_FIX)
 
 
 #: instance norm needs more than one value per channel: the stride-16 features of a 16x16 slice are 1x1
@@ -156,6 +162,29 @@ def eval_metrics_from(eval_dir: str) -> dict[str, float]:
     return metrics
 
 
+def _large_files(urls: Mapping[str, str], members: Sequence[Member]) -> str:
+    """``large_files.yml`` in the zoo's format: one entry (path, url, md5) per packaged weights file."""
+    lines = ["large_files:"]
+    for member in members:
+        lines += [f'  - path: "{member.file}"', f'    url: "{urls[member.file]}"',
+                  f'    hash_val: "{_md5(member.source)}"', '    hash_type: "md5"']
+    return "\n".join(lines) + "\n"
+
+
+def _view_values(view: str | None, values: Mapping[str, Any], source_view: Any) -> dict[str, Any]:
+    """The ids that package ``view`` (see :func:`~t2d_monai.bundle.variants.variant_values`), after checking that
+    the overlays/overrides do not ask for another view."""
+    asked = values.get("view", source_view)
+    if view is None and asked != source_view:
+        raise ValueError(f"the overlays/overrides set view={asked!r}: package that view with --view {asked} (it also "
+                         "ships the model as models/model.pt and names the variant in the metadata).")
+    if view == THREE_VIEWS and "view" in values:
+        raise ValueError("a three-view package runs every view: leave view out of the overlays/overrides.")
+    if view not in (None, THREE_VIEWS) and "view" in values and values["view"] != view:
+        raise ValueError(f"--view {view} but the overlays/overrides set view={values['view']!r}; give one of them.")
+    return variant_values(view)
+
+
 def _ignore(directory: str, names: list[str]) -> set[str]:
     import fnmatch
 
@@ -165,13 +194,14 @@ def _ignore(directory: str, names: list[str]) -> set[str]:
 def package_bundle(
     bundle: str,
     out: str,
-    model: str | None = None,
+    model: str | Sequence[str] | Mapping[str, str] | None = None,
     overlays: str | Sequence[str] | None = None,
     overrides: Mapping[str, Any] | None = None,
-    weights_url: str | None = None,
+    weights_url: str | Mapping[str, str] | None = None,
     force: bool = False,
     carry_code: bool = True,
     eval_dir: str | None = None,
+    view: str | None = None,
 ) -> str:
     """Copy a bundle into the layout of the model zoo: ``configs/``, ``docs/``, ``LICENSE``, ``models/`` or
     ``large_files.yml``; as a folder, or as a zip archive when ``out`` ends with ``.zip``.
@@ -183,6 +213,14 @@ def package_bundle(
     ``num_slices`` and its slice sides the normalisation (multiples of 32 with instance norm). Training state
     (``models/checkpoint*.pt``) and outputs (``eval/``) are left out.
 
+    ``view`` packages one variant as a bundle of its own (:mod:`t2d_monai.bundle.variants`, ``docs/model_zoo.md``):
+    ``axial``, ``coronal`` or ``sagittal``: ``inference.json`` and ``train.json`` run that view, its model is
+    ``models/model.pt``; ``three_views``: ``inference_three_views.json`` is baked into ``inference.json`` (the
+    three models fused by majority vote), the models are ``models/model.pt`` (coronal), ``models/model_axial.pt``
+    and ``models/model_sagittal.pt``, as in the source bundle. The metadata's ``name`` and ``description`` name
+    the variant (``"..., three views"``), and so does a line at the top of ``docs/README.md``. Each checkpoint's
+    signature must be of its slot's view.
+
     With ``carry_code`` (the default) the package runs without ``t2d_monai`` installed: the modules its configs
     need are copied to ``scripts/t2d_monai``, the configs import them through ``scripts`` (the model zoo's folder
     for a bundle's own code), and ``required_packages_version`` lists the published packages they need, with the
@@ -190,33 +228,49 @@ def package_bundle(
 
     Args:
         bundle: the bundle folder (with ``configs/``), e.g. ``bundles/hepatic_vessel``.
-        out: the folder to create, or ``<name>.zip`` for an archive whose top folder is ``<name>``.
-        model: checkpoint to ship as ``models/model.pt``; default: the bundle's own ``models/model.pt`` if any.
-            Without one, the package has no weights (MONAI Label will then only offer training).
+        out: the folder to create, or ``<name>.zip`` for an archive whose top folder is ``<name>``. The zoo and
+            MONAI Label know a bundle by this name (its id), e.g. ``hepatic_vessel_three_views_ct_t2d_segmentation``
+            (:func:`~t2d_monai.bundle.variants.zoo_bundle_id`).
+        model: the checkpoint(s) to ship. Without ``view``: one path, shipped as ``models/model.pt``; default: the
+            bundle's own ``models/model.pt`` if any. With ``view``: one per view, as
+            ``axial=a.pt,coronal=c.pt,sagittal=s.pt`` (any subset; a mapping from Python), as a list in the order
+            axial, coronal, sagittal (``a.pt,c.pt,s.pt``), or, for one view, a plain path; views not given take the
+            bundle's own file of that view (``models/model.pt``, ``models/model_axial.pt``, ...). Without any, the
+            package has no weights (MONAI Label will then only offer training).
         overlays: config files to bake in, in order: names in the bundle's ``configs/`` or paths; a list or a
             comma-separated string, e.g. ``cpu_small.json`` for the model that the CPU demo trains.
         overrides: id -> value baked in after the overlays, e.g. ``{"num_slices": 6}``.
-        weights_url: where the weights are hosted. Then ``models/model.pt`` is not copied; ``large_files.yml``
-            lists the URL with the md5 of ``model`` (required then), as model-zoo bundles do.
+        weights_url: where the weights are hosted. Then no ``models/`` file is copied; ``large_files.yml`` lists
+            each weights file with its URL and md5, as model-zoo bundles do. One URL for a one-file package; for
+            three views a folder URL ending in ``/`` (the file names are appended) or ``axial=URL,coronal=URL,...``.
         force: replace ``out`` if it exists.
         carry_code: carry the code in ``scripts/`` (default); False keeps ``"$import t2d_monai"`` and the
             ``t2d_monai`` requirement, for environments where t2d-monai is installed.
         eval_dir: the output folder of ``evaluating`` (``evaluate.json``) run with this checkpoint; its summary
             ``metrics.csv`` fills the metadata's ``eval_metrics`` (:func:`eval_metrics_from`). Default: none.
+        view: the variant: ``axial``, ``coronal``, ``sagittal`` or ``three_views``; default: the bundle as it is
+            (its ``inference.json``: the coronal view, ``models/model.pt``).
 
     Returns:
         the path of the packaged folder or zip file.
 
     Raises:
-        FileNotFoundError: a required bundle file, an overlay or the checkpoint is missing.
+        FileNotFoundError: a required bundle file, an overlay or a checkpoint is missing.
         FileExistsError: ``out`` exists and ``force`` is False.
-        ValueError: an overlay/override id that no base config defines; a checkpoint that does not fit.
+        CheckpointMismatchError: a checkpoint trained for other settings, e.g. a sagittal model in the axial slot
+            (the message names the slot and both values).
+        ValueError: an overlay/override id that no base config defines; weights that do not fit; an unknown view.
 
     Example::
 
         python -m t2d_monai package_bundle bundles/hepatic_vessel /tmp/hepatic_vessel \\
             --model demo/models/model.pt --overlays cpu_small.json
+        python -m t2d_monai package_bundle bundles/hepatic_vessel /tmp/hepatic_vessel_three_views_ct_t2d_segmentation \\
+            --view three_views --model axial=a.pt,coronal=c.pt,sagittal=s.pt --overlays cpu_small.json
     """
+    from monai.utils import look_up_option
+
+    view = look_up_option(view, VARIANTS) if view is not None else None
     src = Path(bundle)
     for name in ("configs/metadata.json", "configs/inference.json", "LICENSE"):
         if not (src / name).is_file():
@@ -225,11 +279,11 @@ def package_bundle(
     dest = Path(out)
     if dest.exists() and not force:
         raise FileExistsError(f"out {str(dest)!r} exists; pass --force to replace it, or choose another path.")
-    checkpoint = Path(model) if model else (src / MODEL_FILE if (src / MODEL_FILE).is_file() else None)
-    if checkpoint is not None and not checkpoint.is_file():
-        raise FileNotFoundError(f"model {str(checkpoint)!r} does not exist; give the path of a trained model.pt.")
-    if weights_url and checkpoint is None:
+    members = resolve_members(src, view, model)
+    weighted = [m for m in members if m.source is not None]
+    if weights_url and not weighted:
         raise ValueError("weights_url needs the checkpoint (model=...) to record its md5 in large_files.yml.")
+    urls = weights_urls(weights_url, view, members) if weights_url else {}
 
     values: dict[str, Any] = {}
     for overlay in _as_list(overlays):
@@ -238,6 +292,7 @@ def package_bundle(
             raise FileNotFoundError(f"overlay {overlay!r} is neither a file nor in {str(src / 'configs')!r}.")
         values.update(load_json(path))
     values.update(dict(overrides or {}))
+    values.update(_view_values(view, values, load_json(src / "configs" / "inference.json").get("view")))
 
     with tempfile.TemporaryDirectory() as tmp:
         name = dest.name[: -len(".zip")] if as_zip else dest.name
@@ -248,6 +303,11 @@ def package_bundle(
                 shutil.copytree(src / item, stage / item, ignore=_ignore)
             elif (src / item).is_file():
                 shutil.copy2(src / item, stage / item)
+        infer_path = stage / "configs" / "inference.json"
+        if view == THREE_VIEWS:
+            if not (stage / "configs" / THREE_VIEWS_OVERLAY).is_file():
+                raise FileNotFoundError(f"bundle {str(src)!r} has no configs/{THREE_VIEWS_OVERLAY} to package three views.")
+            write_json(infer_path, merge_overlay(load_json(infer_path), load_json(stage / "configs" / THREE_VIEWS_OVERLAY)))
         used: set[str] = set()
         for config_name in BASE_CONFIGS:
             path = stage / "configs" / config_name
@@ -261,29 +321,28 @@ def package_bundle(
                 f"overlay/override ids {unused} are defined in none of {list(BASE_CONFIGS)}; check their spelling."
             )
         metadata = load_json(stage / "configs" / "metadata.json")
-        _sync_metadata(metadata, load_json(stage / "configs" / "inference.json"))
+        _sync_metadata(metadata, load_json(infer_path))
+        if view is not None:
+            note = name_variant(metadata, view, load_json(infer_path), members)
+            readme = stage / "docs" / "README.md"
+            if readme.is_file():
+                title, _, rest = readme.read_text().partition("\n")
+                readme.write_text(f"{title}\n\n**{metadata['name']}.** {note}\n{rest}")
         if eval_dir is not None:
-            if checkpoint is None:
+            if not weighted:
                 raise ValueError("eval_dir gives the metrics of a model: package it with model=... as well.")
             metadata["eval_metrics"] = eval_metrics_from(eval_dir)
         write_json(stage / "configs" / "metadata.json", metadata)
-        if checkpoint is not None:  # checked with this process's t2d_monai, before the configs import scripts/
-            _check_checkpoint(checkpoint, stage / "configs" / "inference.json", stage)
+        # checked with this process's t2d_monai, before the configs import scripts/
+        _check_checkpoints(members, infer_path, stage)
         if carry_code:
             metadata["required_packages_version"] = _carry_code(stage)
             write_json(stage / "configs" / "metadata.json", metadata)
-        if checkpoint is not None:
-            if weights_url:
-                (stage / LARGE_FILES).write_text(
-                    "large_files:\n"
-                    f'  - path: "{MODEL_FILE}"\n'
-                    f'    url: "{weights_url}"\n'
-                    f'    hash_val: "{_md5(checkpoint)}"\n'
-                    '    hash_type: "md5"\n'
-                )
-            else:
-                (stage / "models").mkdir()
-                shutil.copy2(checkpoint, stage / MODEL_FILE)
+        if urls:
+            (stage / LARGE_FILES).write_text(_large_files(urls, weighted))
+        for member in weighted if not urls else ():
+            (stage / member.file).parent.mkdir(exist_ok=True)
+            shutil.copy2(member.source, stage / member.file)
         if dest.exists():
             shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,14 @@ that has already imported ``t2d_monai`` that copy is the one checked (``scripts`
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from t2d_monai.bundle.layout import LARGE_FILES, MODEL_FILE, bundle_on_sys_path, load_json, parse_configs
+from t2d_monai.bundle.variants import check_member, config_members
 
 __all__ = ["REQUIRED_FILES", "ZooCheckError", "zoo_check"]
 
@@ -55,6 +57,26 @@ def _compare(name: str, got, want, atol: float, rtol: float) -> str:
     return f"equal to eager within atol={atol}, rtol={rtol} (max abs diff {diff:.2e})"
 
 
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _hosted(root: Path) -> set[str]:
+    """The paths that ``large_files.yml`` lists (``- path: "models/model.pt"`` entries)."""
+    if not (root / LARGE_FILES).is_file():
+        return set()
+    return set(re.findall(r"path:\s*[\"']?([^\"'\n]+?)[\"']?\s*$", (root / LARGE_FILES).read_text(), re.MULTILINE))
+
+
+def _members(infer_file: Path, root: Path, overrides: Mapping[str, Any]) -> dict[str | None, Path]:
+    """View -> weights file of each network that ``infer_file`` loads (read with the bundle's code importable)."""
+    with bundle_on_sys_path(root):
+        return config_members(parse_configs([infer_file], root, overrides), root)
+
+
 def zoo_check(
     bundle: str,
     schema: str | None = None,
@@ -66,11 +88,17 @@ def zoo_check(
     """Run, offline, what the model zoo's CI checks on a bundle, and report each step.
 
     Steps: required files (``LICENSE``, ``configs/metadata.json``, ``configs/inference.json``,
-    ``docs/README.md``; weights in ``models/model.pt`` or listed in ``large_files.yml``); ``version`` is a key
-    of ``changelog``; ``verify_metadata`` against the local schema; ``verify_net_in_out`` of ``network_def`` in
-    ``configs/inference.json``; ``ckpt_export`` (TorchScript) of ``models/model.pt`` compared with the eager
-    network; with ``onnx``, ``onnx_export`` run with onnxruntime and compared likewise. Without local weights
-    (hosted via ``large_files.yml``), the exports use random weights: they still prove the network exports.
+    ``docs/README.md``; the weights of every member, in ``models/`` or listed in ``large_files.yml``, one of them
+    ``models/model.pt``, the file the zoo and MONAI Label read); ``version`` is a key of ``changelog``;
+    ``verify_metadata`` against the local schema; ``verify_net_in_out`` of ``network_def`` in
+    ``configs/inference.json``, then each member's signature and weights against that config and its output on a
+    random slab against the metadata (channels, dtype); ``ckpt_export`` (TorchScript) of each member compared with
+    the eager network; with ``onnx``, ``onnx_export`` run with onnxruntime and compared likewise. Without local
+    weights (hosted via ``large_files.yml``), the exports use random weights: they still prove the network exports.
+
+    Members (:func:`~t2d_monai.bundle.variants.config_members`): ``view_ckpt_files`` of a three-view
+    ``inference.json`` (``axial`` ``models/model_axial.pt``, ``coronal`` ``models/model.pt``, ``sagittal``
+    ``models/model_sagittal.pt``), else its ``ckpt_file``.
 
     Args:
         bundle: the bundle folder (a packaged one, or ``bundles/hepatic_vessel``).
@@ -96,6 +124,14 @@ def zoo_check(
     overrides = dict(overrides or {})
     report: dict[str, str] = {}
     failed: list[str] = []
+    try:
+        members, members_error = _members(infer_file, root, overrides), None
+    except Exception as e:  # reported by required_files; the network steps fail on their own
+        members, members_error = {None: root / MODEL_FILE}, e
+    files = {view: _relative(path, root) for view, path in members.items()}
+
+    def label(view: str | None) -> str:
+        return files[view] if len(members) == 1 else f"{view} {files[view]}"
 
     def step(name: str, fn) -> None:
         try:
@@ -106,11 +142,18 @@ def zoo_check(
 
     def required_files() -> str:
         missing = [f for f in REQUIRED_FILES if not (root / f).is_file()]
-        if not (root / MODEL_FILE).is_file() and not (root / LARGE_FILES).is_file():
-            missing.append(f"{MODEL_FILE} (or {LARGE_FILES} with its url)")
+        if members_error is not None and infer_file.is_file():
+            raise ValueError(f"cannot tell which weights configs/inference.json loads: {members_error}")
+        hosted = _hosted(root)
+        missing += [f"{f} (or {LARGE_FILES} with its url)" for v, f in files.items()
+                    if not members[v].is_file() and f not in hosted]
         if missing:
             raise FileNotFoundError(f"missing in {str(root)!r}: {', '.join(missing)}")
-        return "weights in " + (MODEL_FILE if (root / MODEL_FILE).is_file() else LARGE_FILES)
+        if MODEL_FILE not in files.values():
+            raise ValueError(f"configs/inference.json loads {sorted(files.values())}, not {MODEL_FILE}, the file that "
+                             "the zoo and MONAI Label read")
+        local = [label(v) for v in members if members[v].is_file()]
+        return "weights in " + (", ".join(local) if len(local) == len(members) else LARGE_FILES)
 
     def version_in_changelog() -> str:
         metadata = load_json(meta_file)
@@ -125,59 +168,80 @@ def zoo_check(
         verify_metadata(meta_file=str(meta_file), filepath=str(schema_path))
         return schema_path.name
 
-    def net_in_out() -> str:
+    def eager_and_checkpoint(view: str | None, tmp: Path):
+        """The member's network with its weights (signature checked), its checkpoint file, and where they came from."""
+        parser = parse_configs([infer_file], root, overrides)
+        if members[view].is_file():
+            net = check_member(members[view], parser, view, files[view])
+            return net.eval(), members[view], files[view]
+        net = parser.get_parsed_content("network_def")
+        ckpt = tmp / f"random_{view}.pt"
+        torch.save({"model": net.state_dict()}, ckpt)
+        return net.eval(), ckpt, f"random weights (no local {files[view]})"
+
+    def for_each_member(check, tmp: Path) -> str:
+        results = []
+        for view in members:
+            net, ckpt, source = eager_and_checkpoint(view, tmp)
+            results.append(f"{view + ' ' if len(members) > 1 else ''}{source}: {check(view, net, ckpt)}")
+        return "; ".join(results)
+
+    def net_in_out(tmp: Path) -> str:
         verify_net_in_out(
             net_id="network_def", meta_file=str(meta_file), config_file=str(infer_file), bundle_root=str(root),
             **overrides,
         )
-        return "network_def of configs/inference.json"
+        metadata = load_json(meta_file)
+        output = next(iter(metadata["network_data_format"]["outputs"].values()))
+        x = _fake_input(metadata)
 
-    def eager_and_checkpoint(tmp: Path):
-        parser = parse_configs([infer_file], root, overrides)
-        net = parser.get_parsed_content("network_def")
-        if (root / MODEL_FILE).is_file():
-            ckpt, source = root / MODEL_FILE, MODEL_FILE
-            state = torch.load(ckpt, map_location="cpu", weights_only=True)
-            net.load_state_dict(state.get("model", state))
-        else:
-            ckpt, source = tmp / "random.pt", "random weights (no local models/model.pt)"
-            torch.save({"model": net.state_dict()}, ckpt)
-        return net.eval(), ckpt, source
+        def forward(view, net, ckpt) -> str:
+            with torch.no_grad():
+                y = net(x)
+            want = (x.shape[0], int(output["num_channels"]), *x.shape[2:])
+            if tuple(y.shape) != want or not str(y.dtype).endswith(str(output.get("dtype", "float32"))):
+                raise ValueError(f"{label(view)}: output {tuple(y.shape)} {y.dtype}, the metadata says {want} "
+                                 f"{output.get('dtype')}")
+            return f"signature and weights fit, {tuple(x.shape)} -> {tuple(y.shape)} {y.dtype}"
+
+        return "network_def of configs/inference.json; " + for_each_member(forward, tmp)
 
     def torchscript(tmp: Path) -> str:
-        net, ckpt, source = eager_and_checkpoint(tmp)
-        ts = tmp / "model.ts"
-        ckpt_export(
-            net_id="network_def", filepath=str(ts), ckpt_file=str(ckpt), meta_file=str(meta_file),
-            config_file=str(infer_file), key_in_ckpt="model", bundle_root=str(root), **overrides,
-        )
-        x = _fake_input(load_json(meta_file))
-        with torch.no_grad():
-            result = _compare("TorchScript", torch.jit.load(str(ts))(x), net(x), atol, rtol)
-        return f"{source}: {result}"
+        def export(view, net, ckpt) -> str:
+            ts = tmp / f"model_{view}.ts"
+            ckpt_export(
+                net_id="network_def", filepath=str(ts), ckpt_file=str(ckpt), meta_file=str(meta_file),
+                config_file=str(infer_file), key_in_ckpt="model", bundle_root=str(root), **overrides,
+            )
+            x = _fake_input(load_json(meta_file))
+            with torch.no_grad():
+                return _compare("TorchScript", torch.jit.load(str(ts))(x), net(x), atol, rtol)
+
+        return for_each_member(export, tmp)
 
     def onnx_runtime(tmp: Path) -> str:
         import onnxruntime
 
-        net, ckpt, source = eager_and_checkpoint(tmp)
-        x = _fake_input(load_json(meta_file))
-        path = tmp / "model.onnx"
-        onnx_export(
-            net_id="network_def", filepath=str(path), ckpt_file=str(ckpt), meta_file=str(meta_file),
-            config_file=str(infer_file), key_in_ckpt="model", input_shape=list(x.shape), bundle_root=str(root),
-            **overrides,
-        )
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
-        with torch.no_grad():
-            result = _compare("ONNX", got, net(x), atol, rtol)
-        return f"{source}: {result}"
+        def export(view, net, ckpt) -> str:
+            x = _fake_input(load_json(meta_file))
+            path = tmp / f"model_{view}.onnx"
+            onnx_export(
+                net_id="network_def", filepath=str(path), ckpt_file=str(ckpt), meta_file=str(meta_file),
+                config_file=str(infer_file), key_in_ckpt="model", input_shape=list(x.shape), bundle_root=str(root),
+                **overrides,
+            )
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+            with torch.no_grad():
+                return _compare("ONNX", got, net(x), atol, rtol)
+
+        return for_each_member(export, tmp)
 
     step("required_files", required_files)
     step("version_in_changelog", version_in_changelog)
     step("metadata_schema", metadata_schema)
     with bundle_on_sys_path(root), tempfile.TemporaryDirectory() as tmp:  # the zoo CI adds the bundle folder too
-        step("verify_net_in_out", net_in_out)
+        step("verify_net_in_out", lambda: net_in_out(Path(tmp)))
         step("torchscript_export", lambda: torchscript(Path(tmp)))
         if onnx:
             step("onnx_export", lambda: onnx_runtime(Path(tmp)))
