@@ -33,19 +33,31 @@ def bundle(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """An untrained but signed checkpoint of ``cpu_small.json`` with the SMALL settings, in the format the bundle's
-    trainer writes."""
+def signed_checkpoint(path: Path, view: str | None = None, seed: int = 0) -> Path:
+    """Write an untrained but signed checkpoint of ``cpu_small.json`` with the SMALL settings, in the format the
+    bundle's trainer writes, trained (as its signature says) for ``view`` (default: the config's, coronal)."""
     parser = ConfigParser()
     parser.read_config([str(BUNDLE / "configs" / "inference.json"), str(BUNDLE / "configs" / "cpu_small.json")])
-    parser.update(SMALL)
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    parser.update({**SMALL, **({"view": view} if view else {})})
+    torch.manual_seed(seed)
     state = {"signature": parser.get_parsed_content("signature").state_dict(),
              "model": parser.get_parsed_content("network_def").state_dict()}
     torch.save(state, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """An untrained but signed checkpoint of ``cpu_small.json`` with the SMALL settings (coronal view)."""
+    return signed_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.pt")
+
+
+@pytest.fixture(scope="module")
+def view_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """One signed SMALL checkpoint per view (view -> file), each with other random weights."""
+    folder = tmp_path_factory.mktemp("views")
+    return {view: signed_checkpoint(folder / f"{view}.pt", view, seed) for seed, view in
+            enumerate(("axial", "coronal", "sagittal"), start=1)}
 
 
 @pytest.fixture(scope="module")
