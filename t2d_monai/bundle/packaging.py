@@ -304,6 +304,8 @@ def package_bundle(
             elif (src / item).is_file():
                 shutil.copy2(src / item, stage / item)
         infer_path = stage / "configs" / "inference.json"
+        if view not in (None, THREE_VIEWS):  # a one-view package has no other view's model to fuse
+            (stage / "configs" / THREE_VIEWS_OVERLAY).unlink(missing_ok=True)
         if view == THREE_VIEWS:
             if not (stage / "configs" / THREE_VIEWS_OVERLAY).is_file():
                 raise FileNotFoundError(f"bundle {str(src)!r} has no configs/{THREE_VIEWS_OVERLAY} to package three views.")

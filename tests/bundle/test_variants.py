@@ -172,6 +172,7 @@ def test_variant_files_and_metadata(variants, variant, view_checkpoints):
                 in meta["description"])
     else:
         assert models == ["model.pt"]
+        assert not (pkg / "configs" / "inference_three_views.json").exists(), "no other view to fuse"
         assert (pkg / "models" / "model.pt").read_bytes() == view_checkpoints[variant].read_bytes()
         assert inference["view"] == train["view"] == variant
         assert inference["ckpt_file"] == train["ckpt_file"] == "$@ckpt_dir + '/model.pt'"
