@@ -7,7 +7,12 @@ what a served T2DNet bundle needs on top:
   bundles folder (``--conf bundles_dir PATH``; default: the ``bundles/`` of the checkout the app sits in), or
   paths; ``--conf models all`` serves every bundle of both (``<app>/model/`` first on a name clash). The app
   never downloads from the model zoo, so no ``zoo_source`` setting and no network access are needed;
-- a bundle without weights (no ``models/model.pt`` nor ``models/model.ts``) is not served with a random network:
+- each bundle serves several models (``t2d_monai.bundle.served``): ``NAME``, its own ``configs/inference.json``;
+  when it has ``configs/inference_three_views.json`` also each view, ``NAME_axial``, ``NAME_coronal``,
+  ``NAME_sagittal`` (``models/model.pt`` for coronal, ``models/model_<view>.pt``), and their majority vote
+  ``NAME_three_views``; a package made with ``--view three_views`` serves its fusion as ``NAME``. Training
+  ``NAME_<view>`` trains that view (``train.json`` with ``view``); the fusion has no trainer of its own;
+- a model without weights (e.g. no ``models/model.pt`` nor ``models/model.ts``) is not served with a random network:
   the start-up log says so, ``GET /info/`` lists it under ``unavailable_models`` with the reason, and an
   inference request gets HTTP 503 with that reason; training it through MONAI Label is still offered, and once
   ``models/model.pt`` exists the model is served without a restart;
@@ -28,6 +33,7 @@ Start (see docs/monailabel.md)::
 
 from __future__ import annotations
 
+import copy
 import glob
 import importlib.util
 import json
@@ -71,15 +77,20 @@ from monailabel.interfaces.tasks.strategy import Strategy  # noqa: E402
 from monailabel.interfaces.tasks.train import TrainTask  # noqa: E402
 from monailabel.tasks.activelearning.first import First  # noqa: E402
 from monailabel.tasks.activelearning.random import Random  # noqa: E402
+from monai.bundle import ConfigParser  # noqa: E402
+from monailabel.tasks.infer.bundle import BundleConstants as InferConstants  # noqa: E402
 from monailabel.tasks.infer.bundle import BundleInferTask  # noqa: E402
+from monailabel.tasks.train.bundle import BundleConstants as TrainConstants  # noqa: E402
 from monailabel.tasks.train.bundle import BundleTrainTask  # noqa: E402
 from monailabel.utils.others.generic import strtobool  # noqa: E402
 
+from t2d_monai.bundle.paths import VIEWS  # noqa: E402
+from t2d_monai.bundle.served import ServedModel, served_models  # noqa: E402
 from t2d_monai.handlers import CheckpointMismatchError, CheckpointReadError, read_checkpoint  # noqa: E402
+from t2d_monai.handlers import ViewCheckpointsLoader  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS = ("models/model.pt", "models/model.ts")
 
 
 def _in_chain(error: BaseException, kind: type) -> BaseException | None:
@@ -91,18 +102,6 @@ def _in_chain(error: BaseException, kind: type) -> BaseException | None:
         seen.append(error)
         error = error.__cause__ or error.__context__
     return None
-
-
-def _missing_weights(path: str) -> str | None:
-    """The reason a bundle cannot be served, or None when it has weights."""
-    if any(os.path.isfile(os.path.join(path, w)) for w in WEIGHTS):
-        return None
-    return (
-        f"bundle {os.path.basename(path)!r} has no trained weights: neither {WEIGHTS[0]} nor {WEIGHTS[1]} exists "
-        f"in {path!r}. It is not served with a random network. Train it (POST /train/{os.path.basename(path)}, or "
-        "python -m monai.bundle run training ...), or package it with its checkpoint "
-        "(python -m t2d_monai package_bundle BUNDLE OUT --model model.pt)."
-    )
 
 
 def _is_bundle(path: str) -> bool:
@@ -121,17 +120,50 @@ def _bundles_dir(app_dir: str, conf: Dict[str, str]) -> str:
     return conf.get("bundles_dir") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(app_dir))), "bundles")
 
 
-class T2DBundleInferTask(BundleInferTask):
-    """``BundleInferTask`` with strict, signature-checked loading, a 3D ``dimension`` and the labels of the
-    written label map (metadata ``segmentation_labels``)."""
+def _load_config(model: ServedModel, key_bundle_root: str) -> ConfigParser:
+    """The model's configs merged in order (as ``monai.bundle run`` merges them), its view written in."""
+    parser = ConfigParser()
+    parser.read_config([os.path.join(model.bundle, "configs", c) for c in model.configs])
+    parser.config.update({key_bundle_root: model.bundle})  # type: ignore
+    if model.view is not None:
+        parser.config["view"] = model.view  # type: ignore
+    return parser
 
-    def __init__(self, path: str, conf: Dict[str, str], **kwargs: Any) -> None:
-        super().__init__(path, conf, load_strict=True, **kwargs)
+
+class _InferConstants(InferConstants):
+    """MONAI Label's bundle file names and ids, for one served model: its checkpoint, and for the fusion the
+    ``nn.ModuleDict`` of view networks instead of ``network_def``."""
+
+    def __init__(self, model: ServedModel) -> None:
+        self.model = model
+
+    def model_pytorch(self) -> str:
+        return os.path.basename(self.model.checkpoints[0])
+
+    def key_network_def(self) -> str:
+        return "view_networks" if self.model.three_views else super().key_network_def()
+
+
+class T2DBundleInferTask(BundleInferTask):
+    """``BundleInferTask`` for one model of a bundle (a view, or the three-view fusion) with strict,
+    signature-checked loading, a 3D ``dimension`` and the labels of the written label map (metadata
+    ``segmentation_labels``)."""
+
+    def __init__(self, model: ServedModel, conf: Dict[str, str], **kwargs: Any) -> None:
+        self.model = model
+        super().__init__(model.bundle, conf, const=_InferConstants(model), load_strict=True, **kwargs)
         if self.valid:
             self.dimension = 3  # metadata describes the network's 2D slabs; the task takes whole volumes
-            self.labels = _segmentation_labels(path)
+            self.labels = _segmentation_labels(model.bundle)
+            if model.view or model.three_views:
+                self.description = f"{self.description} ({'three views, majority vote' if model.three_views else model.view + ' view'})"
+
+    def _load_bundle_config(self, path, config):
+        return _load_config(self.model, self.const.key_bundle_root())
 
     def _get_network(self, device, data):
+        if self.model.three_views:
+            return self._view_networks(device)
         model_path = self.get_path()
         if self.network is not None and model_path and model_path.endswith(".pt"):
             checkpoint = read_checkpoint(model_path, "cpu")  # a clear error for a truncated or foreign file
@@ -139,6 +171,23 @@ class T2DBundleInferTask(BundleInferTask):
                 signature = self.bundle_config.get_parsed_content("signature", instantiate=True)
                 signature.load_state_dict(checkpoint["signature"])  # raises CheckpointMismatchError
         return super()._get_network(device, data)
+
+    def _view_networks(self, device):
+        """The three view networks, each loaded strictly from its checkpoint after its signature is checked
+        (reloaded when any of the files changes, e.g. after training a view)."""
+        files = {view: os.path.join(self.model.bundle, c) for view, c in zip(VIEWS, self.model.checkpoints)}
+        stamp = tuple(os.stat(f).st_mtime for f in files.values())
+        cached = self._networks.get(device)
+        if cached and cached[1] == stamp:
+            return cached[0]
+        network = copy.deepcopy(self.network)
+        signature = self.bundle_config.get_parsed_content("signature", instantiate=True)
+        ViewCheckpointsLoader(files, network, signature)  # checks every file and signature before loading any
+        for view, path in files.items():
+            network[view].load_state_dict(read_checkpoint(path, "cpu")["model"], strict=True)
+        network = network.to(torch.device(device)).eval()
+        self._networks[device] = (network, stamp)
+        return network
 
 
 def _segmentation_labels(path: str) -> Dict[str, int]:
@@ -152,12 +201,27 @@ def _segmentation_labels(path: str) -> Dict[str, int]:
 
 
 class T2DBundleTrainTask(BundleTrainTask):
-    """``BundleTrainTask`` that checks the pretrained checkpoint's signature and points ``dataset_dir`` at the
-    datastore (the bundle's ``initialize`` checks that folder; the data itself comes from the datastore)."""
+    """``BundleTrainTask`` for one view model of a bundle: ``train.json`` with that view (so it writes and starts
+    from that view's checkpoint), the pretrained checkpoint's signature checked, and ``dataset_dir`` pointed at
+    the datastore (the bundle's ``initialize`` checks that folder; the data itself comes from the datastore)."""
 
-    def __init__(self, path: str, conf: Dict[str, str], studies: str) -> None:
-        super().__init__(path, conf, load_strict=True)
+    def __init__(self, model: ServedModel, conf: Dict[str, str], studies: str) -> None:
+        self.model = model
+        super().__init__(model.bundle, conf, const=TrainConstants(), load_strict=True)
         self.studies = studies
+
+    def _load_bundle_config(self, path, config):
+        parser = ConfigParser()
+        parser.read_config(config)
+        parser.config.update({self.const.key_bundle_root(): path})  # type: ignore
+        if self.model.view is not None:
+            parser.config["view"] = self.model.view  # type: ignore
+        return parser
+
+    def __call__(self, request, datastore):
+        # the pretrained weights of the view being trained (MONAI Label's default is models/model.pt)
+        request = {"model_filename": os.path.basename(self.model.checkpoints[0]), **request}
+        return super().__call__(request, datastore)
 
     def _load_checkpoint(self, model_pytorch, pretrained, train_handlers):
         if pretrained and os.path.exists(model_pytorch) and not any(
@@ -177,6 +241,8 @@ class T2DBundleTrainTask(BundleTrainTask):
 
     def _update_overrides(self, overrides):
         overrides["dataset_dir"] = self.studies
+        if self.model.view is not None:
+            overrides["view"] = self.model.view
         return overrides
 
 
@@ -205,6 +271,9 @@ class MyApp(MONAILabelApp):
                     f"at the folder that holds it."
                 )
             self.bundles[os.path.basename(os.path.normpath(path))] = os.path.abspath(path)
+        # every model of every bundle: its own inference.json, each view and the three-view fusion
+        self.models: Dict[str, ServedModel] = {m.name: m for name, path in self.bundles.items()
+                                               for m in served_models(path, name)}
         self.unavailable: Dict[str, str] = {}
         super().__init__(
             app_dir=app_dir,
@@ -216,19 +285,19 @@ class MyApp(MONAILabelApp):
         )
 
     def _infer_task(self, name: str) -> InferTask | None:
-        path = self.bundles[name]
-        reason = _missing_weights(path)
+        model = self.models[name]
+        reason = model.missing_weights()
         if reason:
             self.unavailable[name] = reason
             logger.error(f"+++ NOT serving {name}: {reason}")
             return None
         self.unavailable.pop(name, None)
-        task = T2DBundleInferTask(path, self.conf)
+        task = T2DBundleInferTask(model, self.conf)
         logger.info(f"+++ Adding Inferer:: {name} => {task}")
         return task
 
     def init_infers(self) -> Dict[str, InferTask]:
-        infers = {name: self._infer_task(name) for name in self.bundles}
+        infers = {name: self._infer_task(name) for name in self.models}
         return {name: task for name, task in infers.items() if task is not None}
 
     def init_trainers(self) -> Dict[str, TrainTask]:
@@ -236,8 +305,10 @@ class MyApp(MONAILabelApp):
             logger.info("+++ skip_trainers: no trainer offered")
             return {}
         trainers: Dict[str, TrainTask] = {}
-        for name, path in self.bundles.items():
-            task = T2DBundleTrainTask(path, self.conf, self.studies)
+        for name, model in self.models.items():
+            if not model.trainable:  # the fusion: train its views (<bundle>_<view>)
+                continue
+            task = T2DBundleTrainTask(model, self.conf, self.studies)
             if task.is_valid():
                 logger.info(f"+++ Adding Trainer:: {name} => {task}")
                 trainers[name] = task

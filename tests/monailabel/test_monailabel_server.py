@@ -71,15 +71,23 @@ def server(tmp_path_factory):
     truncated = Path(package_bundle(str(BUNDLE), str(app / "model" / "truncated"), model=str(checkpoint),
                                     overlays="cpu_small.json", overrides=SMALL)) / "models" / "model.pt"
     truncated.write_bytes(truncated.read_bytes()[:100_000])  # an interrupted copy of the weights
+    # the other two views beside model.pt (the coronal model): served as hepatic_vessel_<view> and _three_views
+    for view in ("axial", "sagittal"):
+        write_signed_checkpoint(served / "models" / f"model_{view}.pt", {**SMALL, "view": view})
+    # a package of the three-view fusion (package_bundle --view three_views): its inference.json fuses
+    package_bundle(str(BUNDLE), str(app / "model" / "hv3"), overlays="cpu_small.json",
+                   overrides={**SMALL, "threshold": threshold}, view="three_views",
+                   model={"coronal": str(checkpoint), **{v: str(served / "models" / f"model_{v}.pt")
+                                                         for v in ("axial", "sagittal")}})
 
-    with serve(app, studies, ["hepatic_vessel", "untrained", "truncated"], tmp / "server.log") as url:
+    with serve(app, studies, ["hepatic_vessel", "untrained", "truncated", "hv3"], tmp / "server.log") as url:
         yield {"url": url, "bundle": served, "case": case, "label": data / "labelsTr" / case.name, "tmp": tmp,
                "log": tmp / "server.log", "images": images}
 
 
-def _infer(url: str, image: Path, out: Path) -> requests.Response:
+def _infer(url: str, image: Path, out: Path, model: str = "hepatic_vessel") -> requests.Response:
     with open(image, "rb") as f:
-        response = requests.post(f"{url}/infer/hepatic_vessel", params={"output": "image"},
+        response = requests.post(f"{url}/infer/{model}", params={"output": "image"},
                                  files={"file": (image.name, f)}, data={"params": json.dumps({"device": "cpu"})},
                                  timeout=300)
     if response.ok:
@@ -206,3 +214,67 @@ def test_models_all_lists_every_bundle(server, tmp_path):
     assert all("has no trained weights" in info["unavailable_models"][t] for t in targets)
     assert targets | {"hepatic_vessel"} <= set(info["trainers"])
     assert "_recipe" not in info["unavailable_models"] and "_recipe" not in info["trainers"]
+
+
+def _own_inference(bundle: Path, configs: list[str], image: Path, out: Path, **overrides) -> np.ndarray:
+    """The bundle's own inference (``monai.bundle``'s ConfigWorkflow over ``configs``) of ``image``."""
+    with bundle_on_sys_path(bundle):  # as MONAI Label does, so that the packaged configs import scripts/
+        wf = ConfigWorkflow(config_file=[str(bundle / "configs" / c) for c in configs],
+                            meta_file=str(bundle / "configs" / "metadata.json"),
+                            logging_file=str(bundle / "configs" / "logging.conf"), workflow_type="infer",
+                            bundle_root=str(bundle), dataset_dir=str(image), output_dir=str(out), **overrides)
+        wf.initialize()
+        wf.run()
+        wf.finalize()
+    return np.asarray(nib.load(next(out.glob("*.nii.gz"))).dataobj)
+
+
+def test_every_view_and_the_fusion_are_models(server):
+    """Each view of a bundle and its three-view fusion are listed as models; a view without weights is listed
+    under unavailable_models with the reason; the fusion has no trainer, each view has one."""
+    info = requests.get(f"{server['url']}/info/", timeout=30).json()
+    views = {f"hepatic_vessel_{v}" for v in ("axial", "coronal", "sagittal", "three_views")}
+    assert views | {"hepatic_vessel", "hv3"} <= set(info["models"])
+    assert "hv3_axial" not in info["models"]  # a three-view package serves its fusion, under its own name
+    assert "untrained_axial" in info["unavailable_models"]
+    assert "models/model_axial.pt missing" in info["unavailable_models"]["untrained_axial"]
+    assert {"hepatic_vessel_axial", "hepatic_vessel_sagittal"} <= set(info["trainers"])
+    assert "hepatic_vessel_three_views" not in info["trainers"] and "hv3" not in info["trainers"]
+
+
+@pytest.mark.parametrize("model, configs, overrides", [
+    ("hepatic_vessel_axial", ["inference.json"], {"view": "axial"}),
+    ("hepatic_vessel_three_views", ["inference.json", "inference_three_views.json"], {}),
+])
+def test_view_and_fusion_equal_the_bundles_own_inference(server, tmp_path, model, configs, overrides):
+    served = tmp_path / "served.nii.gz"
+    response = _infer(server["url"], server["case"], served, model=model)
+    assert response.status_code == 200, response.text
+    pred = nib.load(served)
+    assert pred.shape == nib.load(server["case"]).shape
+    own = _own_inference(server["bundle"], configs, server["case"], tmp_path / "own", **overrides)
+    assert (np.asarray(pred.dataobj).astype(bool) != own.astype(bool)).sum() == 0
+
+
+def test_three_view_package_equals_the_fusion(server, tmp_path):
+    """The package made with --view three_views serves the same fused label map as the source's fusion."""
+    fused, package = tmp_path / "fused.nii.gz", tmp_path / "package.nii.gz"
+    assert _infer(server["url"], server["case"], fused, model="hepatic_vessel_three_views").status_code == 200
+    response = _infer(server["url"], server["case"], package, model="hv3")
+    assert response.status_code == 200, response.text
+    a, b = np.asarray(nib.load(fused).dataobj), np.asarray(nib.load(package).dataobj)
+    assert a.shape == b.shape and (a.astype(bool) != b.astype(bool)).sum() == 0
+
+
+def test_training_a_view_trains_that_view(server, tmp_path):
+    models = server["bundle"] / "models"
+    coronal_before = (models / "model.pt").read_bytes()
+    before = torch.load(models / "model_axial.pt", weights_only=True)
+    response = requests.post(f"{server['url']}/train/hepatic_vessel_axial", params={"run_sync": "true"},
+                             json={"max_epochs": 1, "val_split": 0.5, "device": "cpu", "multi_gpu": False}, timeout=600)
+    assert response.status_code == 200, response.text
+    after = torch.load(models / "model_axial.pt", weights_only=True)
+    assert after["signature"] == before["signature"] and after["signature"]["view"] == "axial"
+    assert any(not torch.equal(after["model"][k], before["model"][k]) for k in before["model"]), "weights must change"
+    assert (models / "model.pt").read_bytes() == coronal_before, "training the axial view must leave coronal alone"
+    assert _infer(server["url"], server["case"], tmp_path / "axial.nii.gz", model="hepatic_vessel_axial").status_code == 200

@@ -1,0 +1,86 @@
+"""The models a bundle folder can serve, one per view and the three-view fusion (what MONAI Label lists).
+
+A bundle serves its own ``configs/inference.json`` under the bundle's name. A bundle that also has
+``configs/inference_three_views.json`` (a source bundle, or a package made without ``--view``) serves each view
+with that view's checkpoint (``<name>_axial``, ``<name>_coronal``, ``<name>_sagittal``: ``models/model.pt`` for
+coronal, ``models/model_<view>.pt`` otherwise) and their majority vote (``<name>_three_views``). A package made
+with ``--view three_views`` fuses in its own ``inference.json`` (it loads ``view_ckpt_files``); it serves that.
+Each model states the files it needs, so a server can list the ones without weights with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from t2d_monai.bundle.layout import load_json
+from t2d_monai.bundle.paths import VIEWS, checkpoint_filename
+
+__all__ = ["ServedModel", "THREE_VIEWS", "served_models"]
+
+#: the name suffix and view value of the three-view fusion
+THREE_VIEWS = "three_views"
+_OVERLAY = "inference_three_views.json"
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One model of a bundle folder.
+
+    Attributes:
+        name: the model's name on the server, e.g. ``hepatic_vessel_axial``.
+        bundle: the bundle folder.
+        configs: config files (relative to ``configs/``), merged in order.
+        view: the view written into the configs (``None``: the configs' own).
+        checkpoints: the files the model loads (relative to the bundle folder), in ``VIEWS`` order for three views.
+        three_views: whether the model is the fusion of the three view models (a ``torch.nn.ModuleDict``).
+        torchscript: ``models/model.ts`` may stand in for the checkpoint (the bundle's own model, as MONAI Label
+            loads it).
+    """
+
+    name: str
+    bundle: str
+    configs: tuple[str, ...]
+    view: str | None
+    checkpoints: tuple[str, ...]
+    three_views: bool = False
+    torchscript: bool = False
+
+    @property
+    def trainable(self) -> bool:
+        """A single-view model is trained through ``train.json`` with its view; the fusion has nothing of its own."""
+        return not self.three_views
+
+    def missing_weights(self) -> str | None:
+        """Why the model cannot be served (its missing files and how to get them), or None."""
+        missing = [c for c in self.checkpoints if not os.path.isfile(os.path.join(self.bundle, c))]
+        if not missing or (self.torchscript and os.path.isfile(os.path.join(self.bundle, "models", "model.ts"))):
+            return None
+        how = (f"train each view (python -m monai.bundle run training ... --view VIEW, or POST /train/"
+               f"{self.name[: -len(THREE_VIEWS)]}<view>)" if self.three_views else
+               f"train it (POST /train/{self.name}, or python -m monai.bundle run training ...)")
+        return (f"model {self.name!r} has no trained weights: {', '.join(missing)} missing in {self.bundle!r}. "
+                f"It is not served with a random network. To serve it, {how}, or package it with its checkpoint "
+                "(python -m t2d_monai package_bundle BUNDLE OUT --model model.pt).")
+
+
+def served_models(bundle: str, name: str | None = None) -> list[ServedModel]:
+    """The models of ``bundle`` (a folder with ``configs/inference.json``), the bundle's own first.
+
+    Args:
+        bundle: the bundle folder.
+        name: the bundle's name on the server. Default: the folder's name.
+    """
+    bundle = os.path.abspath(bundle)
+    name = name or os.path.basename(os.path.normpath(bundle))
+    inference = load_json(os.path.join(bundle, "configs", "inference.json"))
+    all_views = tuple(f"models/{checkpoint_filename(v)}" for v in VIEWS)
+    if "view_ckpt_files" in inference:  # packaged with --view three_views: the fusion is its inference.json
+        return [ServedModel(name, bundle, ("inference.json",), None, all_views, three_views=True)]
+    models = [ServedModel(name, bundle, ("inference.json",), None, ("models/model.pt",), torchscript=True)]
+    if os.path.isfile(os.path.join(bundle, "configs", _OVERLAY)):
+        models += [ServedModel(f"{name}_{v}", bundle, ("inference.json",), v, (f"models/{checkpoint_filename(v)}",))
+                   for v in VIEWS]
+        models.append(ServedModel(f"{name}_{THREE_VIEWS}", bundle, ("inference.json", _OVERLAY), None, all_views,
+                                  three_views=True))
+    return models
