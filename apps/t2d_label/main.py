@@ -155,6 +155,9 @@ class T2DBundleInferTask(BundleInferTask):
         if self.valid:
             self.dimension = 3  # metadata describes the network's 2D slabs; the task takes whole volumes
             self.labels = _segmentation_labels(model.bundle)
+            # MONAI Label offers every models/*.pt as "model_filename" and loads the first by default (model.pt):
+            # offer, and load, this model's own file; another one asked for is checked against the signature
+            self._config["model_filename"] = [os.path.basename(c) for c in model.checkpoints]
             if model.view or model.three_views:
                 self.description = f"{self.description} ({'three views, majority vote' if model.three_views else model.view + ' view'})"
 
@@ -165,6 +168,10 @@ class T2DBundleInferTask(BundleInferTask):
         if self.model.three_views:
             return self._view_networks(device)
         model_path = self.get_path()
+        asked = data.get("model_filename") if data else None  # where MONAI Label's loader will read, as it decides
+        asked = asked if isinstance(asked, str) or not asked else asked[0]
+        if asked and model_path and os.path.isfile(os.path.join(os.path.dirname(model_path), asked)):
+            model_path = os.path.join(os.path.dirname(model_path), asked)
         if self.network is not None and model_path and model_path.endswith(".pt"):
             checkpoint = read_checkpoint(model_path, "cpu")  # a clear error for a truncated or foreign file
             if "signature" in checkpoint and self.bundle_config.get("signature") is not None:

@@ -90,7 +90,9 @@ def zoo_check(
     Steps: required files (``LICENSE``, ``configs/metadata.json``, ``configs/inference.json``,
     ``docs/README.md``; the weights of every member, in ``models/`` or listed in ``large_files.yml``, one of them
     ``models/model.pt``, the file the zoo and MONAI Label read); ``version`` is a key of ``changelog``;
-    ``verify_metadata`` against the local schema; ``verify_net_in_out`` of ``network_def`` in
+    ``verify_metadata`` against the local schema; the MONAI bundle workflow properties of ``inference.json``
+    (``infer``; ``ConfigWorkflow.check_properties`` after ``initialize``, with local weights); ``verify_net_in_out``
+    of ``network_def`` in
     ``configs/inference.json``, then each member's signature and weights against that config and its output on a
     random slab against the metadata (channels, dtype); ``ckpt_export`` (TorchScript) of each member compared with
     the eager network; with ``onnx``, ``onnx_export`` run with onnxruntime and compared likewise. Without local
@@ -237,9 +239,23 @@ def zoo_check(
 
         return for_each_member(export, tmp)
 
+    def properties() -> str:
+        from monai.bundle import ConfigWorkflow
+
+        if not (root / MODEL_FILE).is_file():  # `initialize` checks the checkpoint (hosted weights: not here)
+            return "skipped: no local models/model.pt (initialize checks the checkpoint)"
+        workflow = ConfigWorkflow(config_file=str(infer_file), meta_file=str(meta_file), workflow_type="infer",
+                                  bundle_root=str(root), **overrides)
+        workflow.initialize()  # as monai.bundle.create_workflow does before the zoo CI checks the properties
+        missing = workflow.check_properties()
+        if missing:
+            raise ValueError(f"configs/inference.json lacks the inference properties {missing}")
+        return "inference.json (infer)"
+
     step("required_files", required_files)
     step("version_in_changelog", version_in_changelog)
     step("metadata_schema", metadata_schema)
+    step("check_properties", properties)
     with bundle_on_sys_path(root), tempfile.TemporaryDirectory() as tmp:  # the zoo CI adds the bundle folder too
         step("verify_net_in_out", lambda: net_in_out(Path(tmp)))
         step("torchscript_export", lambda: torchscript(Path(tmp)))

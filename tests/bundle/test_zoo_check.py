@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 
 def test_zoo_check_passes_on_packaged_bundle(packaged):
     report = zoo_check(str(packaged))
-    assert list(report) == ["required_files", "version_in_changelog", "metadata_schema", "verify_net_in_out",
-                            "torchscript_export", "onnx_export"]
+    assert list(report) == ["required_files", "version_in_changelog", "metadata_schema", "check_properties",
+                            "verify_net_in_out", "torchscript_export", "onnx_export"]
     assert all(v.startswith("ok") for v in report.values()), report
     assert "models/model.pt: equal to eager" in report["torchscript_export"]
     assert "models/model.pt: equal to eager" in report["onnx_export"]
