@@ -239,13 +239,17 @@ def zoo_check(
 
         return for_each_member(export, tmp)
 
-    def properties() -> str:
+    def properties(tmp: Path) -> str:
+        import nibabel as nib
+        import numpy as np
         from monai.bundle import ConfigWorkflow
 
         if not (root / MODEL_FILE).is_file():  # `initialize` checks the checkpoint (hosted weights: not here)
             return "skipped: no local models/model.pt (initialize checks the checkpoint)"
+        image = tmp / "properties_case.nii.gz"  # the datalist is parsed too: one small CT-like volume
+        nib.save(nib.Nifti1Image(np.zeros((32, 32, 16), np.int16), np.eye(4)), str(image))
         workflow = ConfigWorkflow(config_file=str(infer_file), meta_file=str(meta_file), workflow_type="infer",
-                                  bundle_root=str(root), **overrides)
+                                  bundle_root=str(root), dataset_dir=str(image), **overrides)
         workflow.initialize()  # as monai.bundle.create_workflow does before the zoo CI checks the properties
         missing = workflow.check_properties()
         if missing:
@@ -255,8 +259,8 @@ def zoo_check(
     step("required_files", required_files)
     step("version_in_changelog", version_in_changelog)
     step("metadata_schema", metadata_schema)
-    step("check_properties", properties)
     with bundle_on_sys_path(root), tempfile.TemporaryDirectory() as tmp:  # the zoo CI adds the bundle folder too
+        step("check_properties", lambda: properties(Path(tmp)))
         step("verify_net_in_out", lambda: net_in_out(Path(tmp)))
         step("torchscript_export", lambda: torchscript(Path(tmp)))
         if onnx:
