@@ -15,12 +15,9 @@ from dataclasses import dataclass
 
 from t2d_monai.bundle.layout import load_json
 from t2d_monai.bundle.paths import VIEWS, checkpoint_filename
+from t2d_monai.bundle.variants import THREE_VIEWS, THREE_VIEWS_OVERLAY
 
-__all__ = ["ServedModel", "THREE_VIEWS", "served_models"]
-
-#: the name suffix and view value of the three-view fusion
-THREE_VIEWS = "three_views"
-_OVERLAY = "inference_three_views.json"
+__all__ = ["ServedModel", "served_models"]
 
 
 @dataclass(frozen=True)
@@ -78,9 +75,9 @@ def served_models(bundle: str, name: str | None = None) -> list[ServedModel]:
     if "view_ckpt_files" in inference:  # packaged with --view three_views: the fusion is its inference.json
         return [ServedModel(name, bundle, ("inference.json",), None, all_views, three_views=True)]
     models = [ServedModel(name, bundle, ("inference.json",), None, ("models/model.pt",), torchscript=True)]
-    if os.path.isfile(os.path.join(bundle, "configs", _OVERLAY)):
+    if os.path.isfile(os.path.join(bundle, "configs", THREE_VIEWS_OVERLAY)):
         models += [ServedModel(f"{name}_{v}", bundle, ("inference.json",), v, (f"models/{checkpoint_filename(v)}",))
                    for v in VIEWS]
-        models.append(ServedModel(f"{name}_{THREE_VIEWS}", bundle, ("inference.json", _OVERLAY), None, all_views,
-                                  three_views=True))
+        models.append(ServedModel(f"{name}_{THREE_VIEWS}", bundle, ("inference.json", THREE_VIEWS_OVERLAY), None,
+                                  all_views, three_views=True))
     return models
