@@ -282,7 +282,7 @@ def _choose_learning_rate(method: Method, grid: list[float], seed: int, out: Pat
 
 def _split(dataset: str, budget: dict, bundle: Path) -> dict:
     """The bundle's train/validation/test split of ``dataset`` under the benchmark's split settings."""
-    split_settings = {k: v for k, v in budget.items() if k in ("num_test", "num_validation", "split_seed")}
+    split_settings = {k: v for k, v in budget.items() if k in ("num_test", "num_validation", "split_seed", "split_file")}
     probe = parse_configs([bundle / "configs" / "train.json"], bundle, {**split_settings, "dataset_dir": dataset})
     return probe.get_parsed_content("datasplit")
 

@@ -197,3 +197,20 @@ def test_benchmark_runs_through_another_target_bundle(tmp_path):
     assert rows and all(r["case"].endswith("/ct.nii.gz") for r in rows)
     assert len({r["case"] for r in rows}) == len(rows)
     assert 0.0 <= float(rows[0]["dice"]) <= 1.0
+
+
+def test_evaluation_split_follows_the_split_file(small_dataset, tmp_path):
+    """``--split_file``: the held-out cases that every row is evaluated on are the file's test cases (the rows are
+    trained with the same file), not a split by seed of the whole folder."""
+    from t2d_monai.benchmarks.comparison import _split
+    from t2d_monai.bundle.paths import bundle_dir
+
+    names = sorted(p.name for p in (small_dataset / "imagesTr").glob("*.nii.gz"))
+    case = lambda n: {"image": f"./imagesTr/{n}", "label": f"./labelsTr/{n}"}  # noqa: E731
+    split = {"training": [case(names[0])], "validation": [case(names[1])], "test": [case(names[2])]}
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps(split))
+    budget = {"num_test": 1, "num_validation": 1, "split_seed": 5, "split_file": str(path)}
+    got = _split(str(small_dataset), budget, bundle_dir())
+    assert [Path(c["image"]).name for c in got["test"]] == [names[2]]
+    assert [Path(c["image"]).name for c in got["training"]] == [names[0]]
