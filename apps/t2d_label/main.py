@@ -80,7 +80,6 @@ from monailabel.tasks.activelearning.random import Random  # noqa: E402
 from monai.bundle import ConfigParser  # noqa: E402
 from monailabel.tasks.infer.bundle import BundleConstants as InferConstants  # noqa: E402
 from monailabel.tasks.infer.bundle import BundleInferTask  # noqa: E402
-from monailabel.tasks.train.bundle import BundleConstants as TrainConstants  # noqa: E402
 from monailabel.tasks.train.bundle import BundleTrainTask  # noqa: E402
 from monailabel.utils.others.generic import strtobool  # noqa: E402
 
@@ -159,7 +158,8 @@ class T2DBundleInferTask(BundleInferTask):
             # offer, and load, this model's own file; another one asked for is checked against the signature
             self._config["model_filename"] = [os.path.basename(c) for c in model.checkpoints]
             if model.view or model.three_views:
-                self.description = f"{self.description} ({'three views, majority vote' if model.three_views else model.view + ' view'})"
+                what = "three views, majority vote" if model.three_views else f"{model.view} view"
+                self.description = f"{self.description} ({what})"
 
     def _load_bundle_config(self, path, config):
         return _load_config(self.model, self.const.key_bundle_root())
@@ -214,16 +214,8 @@ class T2DBundleTrainTask(BundleTrainTask):
 
     def __init__(self, model: ServedModel, conf: Dict[str, str], studies: str) -> None:
         self.model = model
-        super().__init__(model.bundle, conf, const=TrainConstants(), load_strict=True)
+        super().__init__(model.bundle, conf, load_strict=True)
         self.studies = studies
-
-    def _load_bundle_config(self, path, config):
-        parser = ConfigParser()
-        parser.read_config(config)
-        parser.config.update({self.const.key_bundle_root(): path})  # type: ignore
-        if self.model.view is not None:
-            parser.config["view"] = self.model.view  # type: ignore
-        return parser
 
     def __call__(self, request, datastore):
         # the pretrained weights of the view being trained (MONAI Label's default is models/model.pt)

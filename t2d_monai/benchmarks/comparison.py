@@ -184,14 +184,14 @@ def benchmark(
             runs.append((run, _train_once(run, reuse)))
         trained[method.name] = (lr, runs)
 
-    split = _split(dataset, budget, root)
+    probe = _split_probe(dataset, budget, root)
+    split = probe.get_parsed_content("datasplit")
     cases = split["test"] or split["validation"]
     fit_cases = split["training"][: len(cases)]
     load_eval = load_average()
     log(f"evaluating {len(run_methods)} methods x {len(seed_list)} seeds on {len(cases)} held-out cases, one after "
         f"another (load {load_eval})")
-    threshold = best_global_threshold(cases, parse_configs([root / "configs" / "train.json"], root).get_parsed_content(
-        "foreground_labels"))
+    threshold = best_global_threshold(cases, probe.get_parsed_content("foreground_labels"))
     rows, per_case = [], []
     for method in run_methods:
         lr, runs = trained[method.name]
@@ -280,11 +280,11 @@ def _choose_learning_rate(method: Method, grid: list[float], seed: int, out: Pat
     return best
 
 
-def _split(dataset: str, budget: dict, bundle: Path) -> dict:
-    """The bundle's train/validation/test split of ``dataset`` under the benchmark's split settings."""
+def _split_probe(dataset: str, budget: dict, bundle: Path):
+    """The bundle's ``train.json`` parsed for ``dataset`` under the benchmark's split settings: its ``datasplit``
+    (train/validation/test) and its target's ``foreground_labels``."""
     split_settings = {k: v for k, v in budget.items() if k in ("num_test", "num_validation", "split_seed", "split_file")}
-    probe = parse_configs([bundle / "configs" / "train.json"], bundle, {**split_settings, "dataset_dir": dataset})
-    return probe.get_parsed_content("datasplit")
+    return parse_configs([bundle / "configs" / "train.json"], bundle, {**split_settings, "dataset_dir": dataset})
 
 
 def _write_outputs(out: Path, rows: list[dict], per_case: list[dict], curves: dict[str, list[dict]], info: dict,

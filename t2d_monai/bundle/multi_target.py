@@ -16,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from t2d_monai.utils.args import comma_list
+
 __all__ = [
     "MERGED_POSTFIX",
     "PROBABILITIES_OVERLAY",
@@ -34,18 +36,10 @@ MERGED_POSTFIX = "merged"
 _PROB_POSTFIX = "_prob"
 
 
-def _as_list(value: Any) -> list[str]:
-    """A comma-separated string (or fire's tuple/list) -> stripped items."""
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
-    return [v.strip() for v in items if str(v).strip()]
-
-
 def _thresholds(value: Any) -> float | list[float] | None:
     if value is None or isinstance(value, (int, float)):
         return value
-    items = _as_list(value)
+    items = comma_list(value)
     try:
         return [float(v) for v in items]
     except ValueError:
@@ -149,7 +143,7 @@ def _targets_of(probabilities: Any) -> dict[str, str]:
     if isinstance(probabilities, Mapping):
         return {str(k): str(v) for k, v in probabilities.items()}
     targets: dict[str, str] = {}
-    for item in _as_list(probabilities):
+    for item in comma_list(probabilities):
         name, sep, path = item.partition("=")
         if not sep or not name.strip() or not path.strip():
             raise ValueError(f"--probabilities item {item!r} is not name=path; give e.g. "
@@ -228,13 +222,13 @@ def run_merge_targets(
     if image is not None and not os.path.isfile(image):
         raise FileNotFoundError(f"image {image!r} does not exist or is not a file; give one CT image file.")
     out = Path(out_dir)
-    given_names, threshold_values = _as_list(names), _thresholds(thresholds)
-    overlay_list, overrides = _as_list(overlays), dict(overrides or {})
+    given_names, threshold_values = comma_list(names), _thresholds(thresholds)
+    overlay_list, overrides = comma_list(overlays), dict(overrides or {})
 
     if bundles is not None:
         if image is None:
             raise ValueError("--bundles needs --image, the CT to segment.")
-        folders = [Path(b) for b in _as_list(bundles)]
+        folders = [Path(b) for b in comma_list(bundles)]
         if not folders:
             raise ValueError("--bundles is empty; give bundle folders, e.g. --bundles bundles/hepatic_vessel.")
         configs = {b: _config_files(b, overlay_list) for b in folders}

@@ -38,6 +38,7 @@ from t2d_monai.bundle.variants import (
     variant_values,
     weights_urls,
 )
+from t2d_monai.utils.args import comma_list
 
 __all__ = ["BASE_CONFIGS", "bake_config", "eval_metrics_from", "package_bundle"]
 
@@ -45,14 +46,6 @@ __all__ = ["BASE_CONFIGS", "bake_config", "eval_metrics_from", "package_bundle"]
 BASE_CONFIGS = ("inference.json", "train.json")
 #: what a packaged bundle never contains: resumable training state, run outputs, caches, MONAI Label's scratch config
 _EXCLUDED = ("checkpoint*.pt", "eval", "__pycache__", "*.pyc", "monailabel_train.json", ".*")
-
-
-def _as_list(value: str | Sequence[str] | None) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v) for v in value]
 
 
 def bake_config(config: Mapping[str, Any], values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -286,7 +279,7 @@ def package_bundle(
     urls = weights_urls(weights_url, view, members) if weights_url else {}
 
     values: dict[str, Any] = {}
-    for overlay in _as_list(overlays):
+    for overlay in comma_list(overlays):
         path = Path(overlay) if os.path.isfile(overlay) else src / "configs" / overlay
         if not path.is_file():
             raise FileNotFoundError(f"overlay {overlay!r} is neither a file nor in {str(src / 'configs')!r}.")

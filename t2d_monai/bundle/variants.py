@@ -236,10 +236,10 @@ def check_member(checkpoint: str | Path, parser: Any, view: str | None, slot: st
         CheckpointMismatchError: the signature differs; the message names the slot (view and packaged file).
         ValueError: the weights do not fit ``network_def``.
     """
-    import torch
+    from t2d_monai.handlers.checkpoint import read_checkpoint
 
     where = f"the checkpoint {str(checkpoint)!r} in the {view + ' ' if view else ''}slot ({slot})"
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = read_checkpoint(str(checkpoint), "cpu", keys=())  # a truncated or foreign file: a clear error
     if "signature" in state and "signature" in parser:
         signature = parser.get_parsed_content("signature")
         if view is not None and "view" in signature.fields:

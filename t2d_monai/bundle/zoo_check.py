@@ -13,7 +13,6 @@ that has already imported ``t2d_monai`` that copy is the one checked (``scripts`
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -65,10 +64,12 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def _hosted(root: Path) -> set[str]:
-    """The paths that ``large_files.yml`` lists (``- path: "models/model.pt"`` entries)."""
+    """The paths that ``large_files.yml`` lists (read as MONAI's ``download_large_files`` reads it)."""
+    from monai.bundle import ConfigParser
+
     if not (root / LARGE_FILES).is_file():
         return set()
-    return set(re.findall(r"path:\s*[\"']?([^\"'\n]+?)[\"']?\s*$", (root / LARGE_FILES).read_text(), re.MULTILINE))
+    return {str(f["path"]) for f in ConfigParser.load_config_file(str(root / LARGE_FILES)).get("large_files", [])}
 
 
 def _members(infer_file: Path, root: Path, overrides: Mapping[str, Any]) -> dict[str | None, Path]:
@@ -170,8 +171,15 @@ def zoo_check(
         verify_metadata(meta_file=str(meta_file), filepath=str(schema_path))
         return schema_path.name
 
+    loaded: dict[str | None, tuple] = {}  # each member is built and checked once, for all the steps that use it
+
     def eager_and_checkpoint(view: str | None, tmp: Path):
         """The member's network with its weights (signature checked), its checkpoint file, and where they came from."""
+        if view not in loaded:
+            loaded[view] = _eager_and_checkpoint(view, tmp)
+        return loaded[view]
+
+    def _eager_and_checkpoint(view: str | None, tmp: Path):
         parser = parse_configs([infer_file], root, overrides)
         if members[view].is_file():
             net = check_member(members[view], parser, view, files[view])

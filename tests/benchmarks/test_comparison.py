@@ -202,7 +202,7 @@ def test_benchmark_runs_through_another_target_bundle(tmp_path):
 def test_evaluation_split_follows_the_split_file(small_dataset, tmp_path):
     """``--split_file``: the held-out cases that every row is evaluated on are the file's test cases (the rows are
     trained with the same file), not a split by seed of the whole folder."""
-    from t2d_monai.benchmarks.comparison import _split
+    from t2d_monai.benchmarks.comparison import _split_probe
     from t2d_monai.bundle.paths import bundle_dir
 
     names = sorted(p.name for p in (small_dataset / "imagesTr").glob("*.nii.gz"))
@@ -211,6 +211,6 @@ def test_evaluation_split_follows_the_split_file(small_dataset, tmp_path):
     path = tmp_path / "split.json"
     path.write_text(json.dumps(split))
     budget = {"num_test": 1, "num_validation": 1, "split_seed": 5, "split_file": str(path)}
-    got = _split(str(small_dataset), budget, bundle_dir())
+    got = _split_probe(str(small_dataset), budget, bundle_dir()).get_parsed_content("datasplit")
     assert [Path(c["image"]).name for c in got["test"]] == [names[2]]
     assert [Path(c["image"]).name for c in got["training"]] == [names[0]]
