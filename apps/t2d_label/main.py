@@ -23,7 +23,11 @@ what a served T2DNet bundle needs on top:
 - the model is reported as 3D (``dimension`` 3): it takes whole volumes, though its network sees 2D slabs;
 - training through ``POST /train/NAME`` runs the bundle's ``train.json`` (with the checkpoint signature in
   the pretrained-weights loader) on the datastore's labelled images; ``--conf skip_trainers true`` offers no
-  training (an inference-only server), as in MONAI Label's sample apps.
+  training (an inference-only server), as in MONAI Label's sample apps;
+- each validation of such a training also reports the evaluation's vessel metrics (HD95, surface Dice, clDice, as
+  ``configs/evaluate.json`` defines them; ``--conf vessel_metrics false`` leaves them out, they cost time on large
+  volumes), and ``GET /info/`` shows the last validation's metrics under ``train_stats`` (MONAI Label's field,
+  which its bundle trainer leaves empty; 3D Slicer shows ``best_metric`` as the model's accuracy).
 
 Start (see docs/monailabel.md)::
 
@@ -84,8 +88,8 @@ from monailabel.tasks.train.bundle import BundleTrainTask  # noqa: E402
 from monailabel.utils.others.generic import strtobool  # noqa: E402
 
 from t2d_monai.bundle.paths import VIEWS  # noqa: E402
-from t2d_monai.bundle.served import ServedModel, served_models  # noqa: E402
-from t2d_monai.handlers import CheckpointMismatchError, CheckpointReadError, read_checkpoint  # noqa: E402
+from t2d_monai.bundle.served import ServedModel, served_models, training_overrides  # noqa: E402
+from t2d_monai.handlers import CheckpointMismatchError, CheckpointReadError, read_checkpoint, read_train_stats  # noqa: E402
 from t2d_monai.handlers import ViewCheckpointsLoader  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -240,9 +244,14 @@ class T2DBundleTrainTask(BundleTrainTask):
 
     def _update_overrides(self, overrides):
         overrides["dataset_dir"] = self.studies
-        if self.model.view is not None:
-            overrides["view"] = self.model.view
+        # the view, the validation statistics for stats(), and (unless --conf vessel_metrics false) HD95, surface
+        # Dice and clDice in every validation
+        overrides.update(training_overrides(self.model, strtobool(self.conf.get("vessel_metrics", "true"))))
         return overrides
+
+    def stats(self):
+        """The last validation's metrics (MONAI Label's ``train_stats``; ``BundleTrainTask`` reports none)."""
+        return read_train_stats(self.model.stats_file)
 
 
 class MyApp(MONAILabelApp):

@@ -5,19 +5,25 @@ A bundle serves its own ``configs/inference.json`` under the bundle's name. A bu
 with that view's checkpoint (``<name>_axial``, ``<name>_coronal``, ``<name>_sagittal``: ``models/model.pt`` for
 coronal, ``models/model_<view>.pt`` otherwise) and their majority vote (``<name>_three_views``). A package made
 with ``--view three_views`` fuses in its own ``inference.json`` (it loads ``view_ckpt_files``); it serves that.
-Each model states the files it needs, so a server can list the ones without weights with the reason.
+Each model states the files it needs, so a server can list the ones without weights with the reason, and the
+config overrides that train it through MONAI Label (:func:`training_overrides`).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from t2d_monai.bundle.layout import load_json
 from t2d_monai.bundle.paths import VIEWS, checkpoint_filename
 from t2d_monai.bundle.variants import THREE_VIEWS, THREE_VIEWS_OVERLAY
 
-__all__ = ["ServedModel", "served_models"]
+__all__ = ["ServedModel", "served_models", "training_overrides", "vessel_metric_overrides"]
+
+#: the prefix of the config ids in ``evaluate.json`` that add a metric to the evaluation
+_METRIC_IDS = "validate#additional_metrics#"
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,14 @@ class ServedModel:
     def trainable(self) -> bool:
         """A single-view model is trained through ``train.json`` with its view; the fusion has nothing of its own."""
         return not self.three_views
+
+    @property
+    def stats_file(self) -> str:
+        """Where training this model writes its validation statistics (:class:`~t2d_monai.handlers.TrainStatsWriter`):
+        ``models/train_stats.json`` beside ``models/model.pt``, ``models/train_stats_<view>.json`` beside
+        ``models/model_<view>.pt``; absolute."""
+        stem = os.path.splitext(os.path.basename(self.checkpoints[0]))[0]
+        return os.path.join(self.bundle, "models", f"train_stats{stem[len('model'):]}.json")
 
     def missing_weights(self) -> str | None:
         """Why the model cannot be served (its missing files and how to get them), or None."""
@@ -81,3 +95,37 @@ def served_models(bundle: str, name: str | None = None) -> list[ServedModel]:
         models.append(ServedModel(f"{name}_{THREE_VIEWS}", bundle, ("inference.json", THREE_VIEWS_OVERLAY), None,
                                   all_views, three_views=True))
     return models
+
+
+def vessel_metric_overrides(bundle: str) -> dict[str, Any]:
+    """The metrics that ``configs/evaluate.json`` adds to the evaluation (HD95, surface Dice, clDice: its
+    ``validate#additional_metrics#...`` ids and ``surface_tolerance_mm``), as config overrides, so that a validation
+    during training reports them too; read from the bundle, so they are defined once."""
+    evaluate = load_json(os.path.join(bundle, "configs", "evaluate.json"))
+    metrics = {k: v for k, v in evaluate.items() if k.startswith(_METRIC_IDS)}
+    if metrics and "surface_tolerance_mm" in evaluate:
+        metrics["surface_tolerance_mm"] = evaluate["surface_tolerance_mm"]
+    return copy.deepcopy(metrics)
+
+
+def training_overrides(model: ServedModel, vessel_metrics: bool = True) -> dict[str, Any]:
+    """Config overrides of ``configs/train.json`` that train ``model`` as MONAI Label does: its view (when it has
+    one), its validation statistics written to :attr:`ServedModel.stats_file` after every validation (appended to
+    ``validate#handlers``), and with ``vessel_metrics`` the evaluation's vessel metrics in every validation
+    (:func:`vessel_metric_overrides`; they cost time on large volumes).
+
+    Raises:
+        ValueError: ``model`` is the three-view fusion (train its views).
+    """
+    if not model.trainable:
+        raise ValueError(f"model {model.name!r} is the three-view fusion; train each of its views instead.")
+    train = load_json(os.path.join(model.bundle, "configs", "train.json"))
+    handlers = copy.deepcopy(train.get("validate", {}).get("handlers", []))
+    handlers.append({"_target_": "t2d_monai.handlers.TrainStatsWriter", "_disabled_": "@is_not_rank0",
+                     "path": model.stats_file})
+    overrides: dict[str, Any] = {"validate#handlers": handlers}
+    if model.view is not None:
+        overrides["view"] = model.view
+    if vessel_metrics:
+        overrides.update(vessel_metric_overrides(model.bundle))
+    return overrides

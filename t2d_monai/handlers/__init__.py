@@ -1,5 +1,5 @@
 """Ignite/MONAI handlers for the bundles: atomic checkpoints, resuming, checkpoint signatures, a validation case in
-TensorBoard."""
+TensorBoard, validation statistics for MONAI Label."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from .checkpoint import (
 )
 from .model_signature import CheckpointMismatchError, ModelSignature
 from .tensorboard import TensorBoardCaseHandler, most_labelled_slice
+from .train_stats import TrainStatsWriter, read_train_stats
 
 __all__ = [
     "AtomicCheckpointSaver",
@@ -21,8 +22,10 @@ __all__ = [
     "ModelSignature",
     "ResumeCheckpointLoader",
     "TensorBoardCaseHandler",
+    "TrainStatsWriter",
     "ViewCheckpointsLoader",
     "read_checkpoint",
+    "read_train_stats",
     "most_labelled_slice",
     "save_atomically",
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from t2d_monai.bundle.served import served_models
+from t2d_monai.bundle.served import served_models, training_overrides
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel"
 
@@ -58,3 +58,32 @@ def test_three_view_package_serves_its_fusion_and_one_view_package_itself(bundle
     (configs / "inference.json").write_text(json.dumps(inference))
     (model,) = served_models(str(bundle), "hv3")
     assert model.three_views and model.configs == ("inference.json",) and len(model.checkpoints) == 3
+
+
+def test_stats_file_sits_beside_the_checkpoint_it_describes(bundle):
+    models = {m.name: m for m in served_models(str(bundle))}
+    assert models["hepatic_vessel"].stats_file == str(bundle / "models" / "train_stats.json")
+    assert models["hepatic_vessel_coronal"].stats_file == str(bundle / "models" / "train_stats.json")
+    assert models["hepatic_vessel_axial"].stats_file == str(bundle / "models" / "train_stats_axial.json")
+
+
+def test_training_overrides_add_the_view_the_stats_and_the_evaluation_metrics(bundle):
+    models = {m.name: m for m in served_models(str(bundle))}
+    evaluate = json.loads((bundle / "configs" / "evaluate.json").read_text())
+    metric_ids = {k for k in evaluate if k.startswith("validate#additional_metrics#")}
+    assert metric_ids == {f"validate#additional_metrics#val_{m}" for m in ("hd95", "surface_dice", "cldice")}
+    overrides = training_overrides(models["hepatic_vessel_axial"])
+    assert overrides["view"] == "axial"
+    assert {k: overrides[k] for k in metric_ids} == {k: evaluate[k] for k in metric_ids}, "read from evaluate.json"
+    assert overrides["surface_tolerance_mm"] == evaluate["surface_tolerance_mm"]
+    train = json.loads((bundle / "configs" / "train.json").read_text())
+    handlers = overrides["validate#handlers"]
+    assert handlers[:-1] == train["validate"]["handlers"], "the bundle's own handlers are kept"
+    assert handlers[-1]["_target_"] == "t2d_monai.handlers.TrainStatsWriter"
+    assert handlers[-1]["path"] == str(bundle / "models" / "train_stats_axial.json")
+
+    plain = training_overrides(models["hepatic_vessel"], vessel_metrics=False)
+    assert "view" not in plain and not metric_ids & set(plain) and "surface_tolerance_mm" not in plain
+    assert json.loads((bundle / "configs" / "train.json").read_text()) == train, "the bundle is not modified"
+    with pytest.raises(ValueError, match="three-view fusion; train each of its views"):
+        training_overrides(models["hepatic_vessel_three_views"])

@@ -156,6 +156,32 @@ def test_evaluate_writes_per_case_and_mean_metrics(trained, dataset):
     assert all(name in summary for name in names)
 
 
+def test_monailabel_training_reports_the_vessel_metrics(dataset, tmp_path):
+    """What the MONAI Label app adds to a training (``training_overrides``): the model's view, and after every
+    validation its metrics, the evaluation's HD95, surface Dice and clDice among them, in the model's stats file."""
+    import shutil
+
+    from t2d_monai.bundle.served import served_models, training_overrides
+    from t2d_monai.handlers import read_train_stats
+
+    bundle = tmp_path / "hepatic_vessel"
+    shutil.copytree(BUNDLE, bundle, ignore=shutil.ignore_patterns("models", "eval"))
+    model = {m.name: m for m in served_models(str(bundle))}["hepatic_vessel_axial"]
+    configs = [str(bundle / "configs" / n) for n in ("train.json", "cpu_small.json")]
+    _run(_workflow("train", configs, bundle_root=str(bundle), dataset_dir=str(dataset),
+                   **{**TINY, **training_overrides(model)}))
+    assert (bundle / "models" / "model_axial.pt").is_file()
+    stats = read_train_stats(model.stats_file)
+    assert stats["epoch"] == 2 and stats["key_metric_name"] == "val_mean_dice"
+    metrics = stats["metrics"]
+    assert set(metrics) == {"val_mean_dice", "val_inter_slice_similarity", "val_hd95", "val_surface_dice",
+                            "val_cldice"}
+    for name in ("val_mean_dice", "val_surface_dice", "val_cldice"):
+        assert 0.0 <= metrics[name] <= 1.0, name
+    assert metrics["val_hd95"] is None or metrics["val_hd95"] >= 0.0  # None: no vessel predicted yet
+    assert stats["best_metric"] >= metrics["val_mean_dice"]
+
+
 def test_inference_keeps_input_space_and_never_touches_inputs(trained, dataset):
     image = sorted((dataset / "imagesTs").glob("*.nii.gz"))[0]
     before = _md5(image)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,20 @@ def test_skip_trainers_serves_inference_only(server, tmp_path):
         assert "hepatic_vessel" in info["models"] and not info["trainers"]
         response = requests.post(f"{url}/train/hepatic_vessel?run_sync=true", json={"max_epochs": 1}, timeout=120)
         assert response.status_code == 409 and "skip_trainers" in response.json()["detail"]
+        # an asynchronous request: MONAI Label accepts it and runs the app in a background process, where the same
+        # refusal ends the task with ERROR and the reason in its log; nothing is trained
+        before = sorted((app / "model" / "hepatic_vessel" / "models").iterdir())
+        response = requests.post(f"{url}/train/hepatic_vessel", json={"max_epochs": 1}, timeout=120)
+        assert response.ok, response.text
+        deadline, task = time.monotonic() + 300, {}
+        while time.monotonic() < deadline:
+            task = requests.get(f"{url}/train/", timeout=30).json()
+            if task.get("status") not in ("SUBMITTED", "RUNNING"):
+                break
+            time.sleep(1)
+        assert task.get("status") == "ERROR", task
+        assert any("skip_trainers" in line for line in task.get("details", [])), task
+        assert sorted((app / "model" / "hepatic_vessel" / "models").iterdir()) == before, "nothing may be trained"
 
 
 def test_inference_equals_the_bundles_own_inference(server, tmp_path):
@@ -183,6 +198,12 @@ def test_training_through_monailabel(server, tmp_path):
     assert any(not torch.equal(after["model"][k], before["model"][k]) for k in before["model"]), "weights must change"
     # the server picks up the new weights
     assert _infer(server["url"], server["case"], tmp_path / "trained.nii.gz").status_code == 200
+    # and reports the validation's metrics, the vessel metrics of evaluate.json among them (MONAI Label's own
+    # bundle trainer reports none)
+    stats = requests.get(f"{server['url']}/info/", timeout=30).json()["train_stats"]["hepatic_vessel"]
+    assert {"val_mean_dice", "val_hd95", "val_surface_dice", "val_cldice"} <= set(stats["metrics"]), stats
+    assert stats["key_metric_name"] == "val_mean_dice" and 0.0 <= stats["best_metric"] <= 1.0
+    assert 0.0 <= stats["metrics"]["val_cldice"] <= 1.0
 
 
 def test_concurrent_requests_while_training(server):
@@ -195,7 +216,8 @@ def test_concurrent_requests_while_training(server):
     assert result["serving_after"]
     assert 0 < result["p50_s"] <= result["p90_s"] <= result["p99_s"] <= result["max_s"] and result["throughput_per_s"] > 0
     trained = server["bundle"].parent / "untrained" / "models"
-    assert sorted(p.name for p in trained.iterdir()) == ["checkpoint.pt", "model.pt"]  # no partial write left
+    # no partial write left
+    assert sorted(p.name for p in trained.iterdir()) == ["checkpoint.pt", "model.pt", "train_stats.json"]
 
 
 def test_models_all_lists_every_bundle(server, tmp_path):
