@@ -11,7 +11,6 @@ config overrides that train it through MONAI Label (:func:`training_overrides`).
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -105,7 +104,7 @@ def vessel_metric_overrides(bundle: str) -> dict[str, Any]:
     metrics = {k: v for k, v in evaluate.items() if k.startswith(_METRIC_IDS)}
     if metrics and "surface_tolerance_mm" in evaluate:
         metrics["surface_tolerance_mm"] = evaluate["surface_tolerance_mm"]
-    return copy.deepcopy(metrics)
+    return metrics
 
 
 def training_overrides(model: ServedModel, vessel_metrics: bool = True) -> dict[str, Any]:
@@ -120,7 +119,7 @@ def training_overrides(model: ServedModel, vessel_metrics: bool = True) -> dict[
     if not model.trainable:
         raise ValueError(f"model {model.name!r} is the three-view fusion; train each of its views instead.")
     train = load_json(os.path.join(model.bundle, "configs", "train.json"))
-    handlers = copy.deepcopy(train.get("validate", {}).get("handlers", []))
+    handlers = list(train.get("validate", {}).get("handlers", []))  # a fresh read: nothing shared to copy
     handlers.append({"_target_": "t2d_monai.handlers.TrainStatsWriter", "_disabled_": "@is_not_rank0",
                      "path": model.stats_file})
     overrides: dict[str, Any] = {"validate#handlers": handlers}
