@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from monai.networks.layers.factories import split_args
+
 from t2d_monai.bundle.carry import carry_code as _carry_code
 from t2d_monai.bundle.layout import LARGE_FILES, load_json, parse_configs, write_json
 from t2d_monai.bundle.variants import (
@@ -114,7 +116,8 @@ def _sync_metadata(metadata: dict[str, Any], inference: dict[str, Any]) -> None:
     instance norm a slice side must be a multiple of 32 (the stride-16 features need at least 2x2 values), not
     only of 16."""
     num_slices, norm = inference.get("num_slices"), inference.get("norm")
-    side = _MIN_SIDE.get(norm if isinstance(norm, str) else "", 16)
+    norm_name = split_args(norm)[0] if isinstance(norm, (str, list, tuple)) and norm else ""
+    side = _MIN_SIDE.get(str(norm_name).lower(), 16)
     labels = metadata.get("segmentation_labels")
     label_name = next(iter(labels)) if isinstance(labels, dict) and len(labels) == 1 else "vessel"
     fmt = metadata.get("network_data_format", {})

@@ -125,6 +125,18 @@ def test_shipped_metadata_describes_every_slab_channel():
         assert entry["channel_def"] == slab_channel_def(num_slices, section)
 
 
+@pytest.mark.parametrize("norm, side", [("instance", "32"), (["instance", {"affine": True}], "32"),
+                                        ("INSTANCE", "32"), ("batch", "16"), (["group", {"num_groups": 8}], "16")])
+def test_packaged_spatial_shape_follows_the_norm_in_any_spelling(norm, side):
+    """Instance norm in any of MONAI's spellings (a name, or a name with arguments) makes the slice sides multiples of
+    32; any other norm leaves them multiples of 16."""
+    from t2d_monai.bundle.packaging import _sync_metadata
+
+    meta = {"network_data_format": {"inputs": {"image": {"spatial_shape": ["16*n", "16*n"]}}}}
+    _sync_metadata(meta, {"num_slices": 6, "norm": norm})
+    assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == [f"{side}*n"] * 2
+
+
 def test_packaged_bundle_carries_its_code(packaged):
     """scripts/t2d_monai holds byte-identical copies of the modules the configs need (not the benchmarks, the demo,
     the command line), the configs import it through scripts, and the metadata requires published packages only."""
