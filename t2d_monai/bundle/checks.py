@@ -5,9 +5,17 @@ from __future__ import annotations
 import glob
 import json
 import os
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["IMAGE_SUFFIXES", "check_checkpoint", "check_checkpoint_exists", "check_dataset_dir", "list_images"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "check_cases_per_rank",
+    "check_checkpoint",
+    "check_checkpoint_exists",
+    "check_dataset_dir",
+    "list_images",
+]
 
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 _HOW_TO_GET_DATA = (
@@ -46,6 +54,28 @@ def check_dataset_dir(dataset_dir: str) -> str:
             + _HOW_TO_GET_DATA
         )
     return dataset_dir
+
+
+def check_cases_per_rank(cases: Sequence, split: str) -> Sequence:
+    """Raise a clear error when a multi-process (torchrun) run has fewer ``split`` cases than processes: each
+    process evaluates its own share, and MONAI's ``DistributedSampler`` refuses an empty one deep inside the config.
+
+    Returns:
+        ``cases``, so the check can sit inside a config expression.
+
+    Raises:
+        ValueError: naming the counts and the two ways out (fewer processes, more cases).
+    """
+    import torch.distributed as dist
+
+    ranks = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if len(cases) < ranks:
+        more = {"validation": "--num_validation", "test": "--num_test"}.get(split, f"more {split} cases")
+        raise ValueError(
+            f"{len(cases)} {split} case(s) for {ranks} processes: every process needs at least one. Start at most "
+            f"{max(len(cases), 1)} (torchrun --nproc_per_node), or hold out more cases ({more} N, or a split_file)."
+        )
+    return cases
 
 
 def check_checkpoint_exists(ckpt_file: str) -> str:

@@ -370,9 +370,11 @@ def test_multi_gpu_training_runs_on_cpu_with_torchrun(dataset, tmp_path):
     assert len(events) == 3 and len({p.name.rsplit(".", 2)[1] for p in events}) == 1, [p.name for p in events]
     # the trained model evaluated by two ranks on two test cases: each scores one, rank 0 writes both rows
     cfg = "['" + "','".join(_files("train.json", "evaluate.json", "multi_gpu_evaluate.json", "cpu_small.json")) + "']"
-    cmd = [*cmd[:cmd.index("run") + 1], "evaluating", "--config_file", cfg, *cmd[cmd.index("--meta_file"):],
-           "--num_test", "2"]
+    cmd = [*cmd[:cmd.index("run") + 1], "evaluating", "--config_file", cfg, *cmd[cmd.index("--meta_file"):]]
+    # the data set's one test case cannot be shared by two ranks: a clear error before any evaluation
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0 and "1 test case(s) for 2 processes" in result.stderr, result.stderr[-3000:]
+    result = subprocess.run([*cmd, "--num_test", "2"], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     rows = list(csv.reader((tmp_path / "eval" / "val_mean_dice_raw.csv").open()))
     assert len(rows) == 3, rows  # header + the two test cases
