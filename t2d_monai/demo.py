@@ -113,7 +113,8 @@ def run_demo(
         "evaluating", [configs / "train.json", configs / "evaluate.json", configs / "cpu_small.json"],
         "3/5 evaluating on the held-out cases", **common,
     )
-    probe = parse_configs([configs / "train.json"], run_dir, {"dataset_dir": str(data_dir)})
+    # the held-out cases as the evaluation saw them (the overrides may set split_file, num_test, ...)
+    probe = parse_configs([configs / "train.json", configs / "cpu_small.json"], run_dir, common)
     split, data_layout = probe.get_parsed_content("datasplit"), probe.get_parsed_content("data_layout")
     held_out = split["test"] or split["validation"]
     infer_list = [{"image": item["image"]} for item in held_out]

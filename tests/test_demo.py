@@ -16,10 +16,12 @@ TINY = {
 def test_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
     summary = run_demo(
-        out=str(out), num_cases=5, num_test=1, shape=(48, 40, 20), num_iterations=4, overrides=TINY,
+        out=str(out), num_cases=6, num_test=1, shape=(48, 40, 20), num_iterations=4,
+        overrides={**TINY, "num_test": 2},  # not the split's default count (1 of 6): every step must use it
         report=str(tmp_path / "docs" / "demo.md"),
     )
     assert 0.0 <= summary["mean_dice"] <= 1.0 and 0.0 <= summary["threshold_mean_dice"] <= 1.0
+    assert len(summary["dice_per_case"]) == 2
     assert set(summary["threshold_dice_per_case"]) == set(summary["dice_per_case"])  # the same held-out cases
     assert summary["dice_per_case"] and summary["mean_inter_slice_similarity"] >= 0.0
     assert (out / "preview.png").stat().st_size > 10_000
@@ -29,9 +31,6 @@ def test_demo_end_to_end(tmp_path):
     assert "| **mean** |" in report and "images/demo_preview.png" in report and "best global HU threshold" in report
     assert "| **total** |" in report and "CPU cores" in report
     assert (tmp_path / "docs" / "images" / "demo_preview.png").is_file()
-
-
-
 
 
 @pytest.mark.slow
