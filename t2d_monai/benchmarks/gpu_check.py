@@ -14,7 +14,9 @@ from the rows already measured) and each failure (out of memory included) record
 1. inference latency on a random 512x512x394 volume (sliced along its last axis; timing only): the MONAI 3D UNet
    of ``baselines/unet3d.json`` with ``SlidingWindowInferer`` at the paper's 128x128x64 patch and stride 32/32/16;
    T2D (``inference.json``: ResNet-50, k = 15, stride 1) in float32 and under bfloat16/float16 autocast, with and
-   without the f1 cache, channels_last on and off; three views (``inference_three_views.json``) at the fastest
+   without the f1 cache, channels_last on and off; at the fastest of these, 4x and 16x the shipped windows per
+   network call (``infer_batch_size``), and one synchronised call split into its stages (mini-group encoding,
+   window decoding, the rest: what to make cheaper); three views (``inference_three_views.json``) at the fastest
    single-view setting; single-slice DeepLabV3+ (``baselines/deeplab_k1.json``) with MONAI's ``SliceInferer``.
    Seconds are the median of repeats after a warm-up, with the ratio to the float32 3D sliding window and the
    peak GPU memory;
@@ -42,7 +44,7 @@ from monai.utils import ensure_tuple_rep
 from t2d_monai.benchmarks import gpu_recipes as rec
 from t2d_monai.benchmarks.gpu_report import COMPILE, LATENCY, NUMERICS, SECTIONS, TRAINING, machine_line, write_report
 
-__all__ = ["PRECISIONS", "TOLERANCES", "gpu_check"]
+__all__ = ["PRECISIONS", "TOLERANCES", "WINDOW_BATCH_FACTORS", "gpu_check"]
 
 #: autocast dtype per precision name (None: plain float32)
 PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -50,6 +52,8 @@ PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.
 #: About 10 units in the last place of the 8-bit (bfloat16) and 11-bit (float16) mantissas; float32 (TF32 off)
 #: leaves room for cuDNN choosing other algorithms for other batch shapes (cached and uncached batches differ).
 TOLERANCES = {"float32": 1e-4, "bfloat16": 5e-2, "float16": 1e-2}
+#: windows per network call tried at the fastest single-view setting, as multiples of inference.json's batch
+WINDOW_BATCH_FACTORS = (4, 16)
 _NO_CUDA = "no CUDA device: run with --tiny on CPU, or on a GPU machine"
 
 
@@ -137,10 +141,18 @@ def _seconds(s: _Session, name: str, **match: Any) -> list[float]:
 
 
 def _fastest(s: _Session) -> dict[str, Any]:
+    """The fastest single-view setting so far (precision, cache, layout and windows per call)."""
     single = [r for r in s.rows if r["row"] == "T2D single view" and r["status"] == "ok" and r["section"] == LATENCY]
     best = min(single, key=lambda r: r["seconds"], default=None)
-    return {"precision": "float32", "cache": "on", "layout": "off"} if best is None else \
-        {"precision": best["precision"], "cache": best["cache_f1"], "layout": best["channels_last"]}
+    return {"precision": "float32", "cache": "on", "layout": "off", "batch": None} if best is None else \
+        {"precision": best["precision"], "cache": best["cache_f1"], "layout": best["channels_last"],
+         "batch": best["windows_per_call"]}
+
+
+def _t2d_inferer(s: _Session, files: tuple[str, ...], key: str, cache: str, batch: int | None) -> Any:
+    """``key`` of ``files`` with the f1 cache on or off and ``batch`` windows per network call (None: shipped)."""
+    extra = {} if batch is None else {"infer_batch_size": int(batch)}
+    return s.parsed(files, key, **{"slab_inferer#cache_f1": cache == "on"}, **extra)
 
 
 def _latency(s: _Session, volume: torch.Tensor, unsupported: dict[str, str]) -> None:
@@ -162,8 +174,9 @@ def _latency(s: _Session, volume: torch.Tensor, unsupported: dict[str, str]) -> 
         fp32 = _seconds(s, "3D sliding window", precision="float32")
         s.attempt(row, 2 * fp32[0] if fp32 else 0.0, work, reserve)
 
-    def t2d_row(precision: str, cache: str, layout: str) -> None:
-        row = _row(LATENCY, "T2D single view", t2d_desc, precision, cache, layout)
+    def t2d_row(precision: str, cache: str, layout: str, batch: int | None = None) -> None:
+        row = _row(LATENCY, "T2D single view", t2d_desc, precision, cache, layout,
+                   windows_per_call=batch or shipped_batch)
         if precision in unsupported:
             row["status"] = f"skipped: {unsupported[precision]}"
             s.rows.append(row)
@@ -171,22 +184,49 @@ def _latency(s: _Session, volume: torch.Tensor, unsupported: dict[str, str]) -> 
         known = _seconds(s, "T2D single view")
 
         def work(r: dict) -> None:
-            inferer = s.parsed(rec.T2D_INFERENCE, "slab_inferer", **{"slab_inferer#cache_f1": cache == "on"})
+            inferer = _t2d_inferer(s, rec.T2D_INFERENCE, "slab_inferer", cache, batch)
             s.timed(r, _infer(s, inferer, _t2d_net(s, layout), volume, precision), reserve)
         s.attempt(row, 2 * max(known) if known else 0.0, work, reserve)
 
+    def stages_row(best: dict[str, Any]) -> None:
+        row = _row(LATENCY, "T2D stages", f"{t2d_desc}: encode_group / decode / rest", best["precision"], "on",
+                   best["layout"], windows_per_call=best["batch"] or shipped_batch)
+
+        def work(r: dict) -> None:
+            inferer = _t2d_inferer(s, rec.T2D_INFERENCE, "slab_inferer", "on", best["batch"])
+            net = _t2d_net(s, best["layout"])
+            run = _infer(s, inferer, net, volume, best["precision"])
+            run()  # warm-up (cuDNN's algorithm search for these shapes)
+            if s.dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(s.dev)
+            t = rec.stage_times(net, ("encode_group", "decode"), run, s.dev)
+            rest = t["total"] - t["encode_group"] - t["decode"]
+            peak = rec.peak_memory_mb(s.dev)
+            r.update(seconds=t["total"], repeats=1, peak_memory_mb="n/a" if peak is None else peak, note=(
+                f"mini-group encoding {t['encode_group']:.3g} s ({t['encode_group'] / t['total']:.0%}), window "
+                f"decoding {t['decode']:.3g} s ({t['decode'] / t['total']:.0%}), rest {rest:.3g} s "
+                f"({rest / t['total']:.0%}: padding, stacking, activation, accumulation); one call with the device "
+                "synchronised around each stage"))
+        known = _seconds(s, "T2D single view", precision=best["precision"])
+        s.attempt(row, 3 * min(known) if known else 0.0, work, reserve)
+
+    shipped_batch = int(s.parsed(rec.T2D_INFERENCE, "infer_batch_size"))
     unet_row("float32")
     for layout, cache in (("off", "on"), ("on", "on")):
         for precision in PRECISIONS:
             t2d_row(precision, cache, layout)
     best = _fastest(s)
+    for factor in WINDOW_BATCH_FACTORS:  # batching of windows: more work per network call
+        t2d_row(best["precision"], best["cache"], best["layout"], factor * shipped_batch)
+    best = _fastest(s)
+    stages_row(best)
     row = _row(LATENCY, "T2D three views", f"3 x {t2d_desc} + inference_three_views.json (vote)", best["precision"],
-               best["cache"], best["layout"])
+               best["cache"], best["layout"], windows_per_call=best["batch"] or shipped_batch)
 
     def views(r: dict) -> None:
         nets = s.parsed(rec.THREE_VIEWS, "network").eval()
         nets = nets.to(memory_format=torch.channels_last) if best["layout"] == "on" else nets
-        inferer = s.parsed(rec.THREE_VIEWS, "inferer", **{"slab_inferer#cache_f1": best["cache"] == "on"})
+        inferer = _t2d_inferer(s, rec.THREE_VIEWS, "inferer", best["cache"], best["batch"])
         s.timed(r, _infer(s, inferer, nets, volume, best["precision"]), reserve)
     single = _seconds(s, "T2D single view", **{"precision": best["precision"], "cache_f1": best["cache"]})
     s.attempt(row, 7 * min(single) if single else 0.0, views, reserve)
@@ -281,13 +321,13 @@ def _training(s: _Session) -> None:
 def _compile(s: _Session, volume: torch.Tensor, backend: str) -> None:
     best = _fastest(s)
     row = _row(COMPILE, "T2D single view, torch.compile", f"T2DNet from inference.json, backend {backend}",
-               best["precision"], best["cache"], best["layout"])
+               best["precision"], best["cache"], best["layout"], windows_per_call=best["batch"])
 
     def work(r: dict) -> None:
         net = copy.deepcopy(_t2d_net(s, best["layout"]))
         for method in ("forward", "encode_group", "decode"):  # the cached path calls encode_group and decode
             setattr(net, method, torch.compile(getattr(net, method), backend=backend))
-        inferer = s.parsed(rec.T2D_INFERENCE, "slab_inferer", **{"slab_inferer#cache_f1": best["cache"] == "on"})
+        inferer = _t2d_inferer(s, rec.T2D_INFERENCE, "slab_inferer", best["cache"], best["batch"])
         s.timed(r, _infer(s, inferer, net, volume, best["precision"]), warmups=2)
     known = _seconds(s, "T2D single view")
     s.attempt(row, s.profile.compile_reserve_s + (3 * max(known) if known else 0.0), work)

@@ -27,6 +27,7 @@ __all__ = [
     "measure",
     "peak_memory_mb",
     "ssa_fast_path_gap",
+    "stage_times",
     "train_iterations",
     "tf32_off",
 ]
@@ -176,6 +177,37 @@ def measure(fn: Callable[[], Any], device: torch.device, repeats: int, time_left
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times) if times else warm[-1]
     return Timing(seconds, len(times), warm, peak_memory_mb(device))
+
+
+def stage_times(net: torch.nn.Module, methods: Sequence[str], fn: Callable[[], Any],
+                device: torch.device) -> dict[str, float]:
+    """Seconds spent in each of ``net``'s ``methods`` (e.g. ``encode_group``, ``decode``) during one call of
+    ``fn``, and the call's ``total``: each method is wrapped, on the instance and for that call only, by a timer
+    synchronised with the device before and after (the synchronisations add their own cost to the total)."""
+    spent = dict.fromkeys(methods, 0.0)
+
+    def timed(name: str, method: Callable) -> Callable:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            _sync(device)
+            start = time.perf_counter()
+            out = method(*args, **kwargs)
+            _sync(device)
+            spent[name] += time.perf_counter() - start
+            return out
+        return call
+
+    for name in methods:
+        setattr(net, name, timed(name, getattr(net, name)))
+    try:
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        total = time.perf_counter() - start
+    finally:
+        for name in methods:
+            vars(net).pop(name, None)  # the class's method again
+    return {**spent, "total": total}
 
 
 def train_iterations(parser, batch_shape: Sequence[int], device: torch.device, iterations: int, warmup: int,

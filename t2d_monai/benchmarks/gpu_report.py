@@ -21,7 +21,8 @@ __all__ = ["COLUMNS", "LATENCY", "NUMERICS", "TRAINING", "COMPILE", "machine_lin
 LATENCY, NUMERICS, TRAINING, COMPILE = "1 latency", "2 numerical checks", "3 training", "4 torch.compile"
 SECTIONS = (LATENCY, NUMERICS, TRAINING, COMPILE)
 
-COLUMNS = ["section", "row", "network", "precision", "cache_f1", "channels_last", "status", "seconds", "repeats",
+COLUMNS = ["section", "row", "network", "precision", "cache_f1", "channels_last", "windows_per_call", "status",
+           "seconds", "repeats",
            "time_vs_3d", "peak_memory_mb", "iterations_per_s", "max_abs_diff", "tolerance", "within_tolerance", "note"]
 
 #: the issue's targets (upper bounds); the paper's T2D / 3D time ratio was 0.248
@@ -110,11 +111,12 @@ def _cell(value: Any) -> str:
 
 
 _TABLES = {
-    LATENCY: ["row", "network", "precision", "cache_f1", "channels_last", "status", "seconds", "repeats",
-              "time_vs_3d", "peak_memory_mb"],
+    LATENCY: ["row", "network", "precision", "cache_f1", "channels_last", "windows_per_call", "status", "seconds",
+              "repeats", "time_vs_3d", "peak_memory_mb", "note"],
     NUMERICS: ["row", "network", "precision", "status", "max_abs_diff", "tolerance", "within_tolerance", "note"],
     TRAINING: ["row", "network", "precision", "status", "iterations_per_s", "repeats", "peak_memory_mb", "note"],
-    COMPILE: ["row", "network", "precision", "cache_f1", "channels_last", "status", "seconds", "repeats",
+    COMPILE: ["row", "network", "precision", "cache_f1", "channels_last", "windows_per_call", "status", "seconds",
+              "repeats",
               "time_vs_3d", "peak_memory_mb", "note"],
 }
 

@@ -62,6 +62,45 @@ def test_tiny_run_has_every_row(tiny_run):
     assert [tuple(r[k] for k in key) for r in written] == [tuple(r[k] for k in key) for r in rows]
 
 
+def test_tiny_window_batches_and_stages(tiny_run):
+    """At the fastest shipped-batch setting: rows with 4x and 16x the windows per call, then the stage split."""
+    _, rows = tiny_run
+    single = _find(rows, LATENCY, "T2D single view")
+    shipped = [r for r in single if r["windows_per_call"] == 4]
+    batched = [r for r in single if r["windows_per_call"] != 4]
+    assert len(shipped) == 9 and [r["windows_per_call"] for r in batched] == [16, 64]
+    fastest = min((r for r in shipped if r["status"] == "ok"), key=lambda r: r["seconds"])
+    for row in batched:
+        assert (row["precision"], row["cache_f1"], row["channels_last"]) == \
+            (fastest["precision"], fastest["cache_f1"], fastest["channels_last"])
+    stages = _find(rows, LATENCY, "T2D stages")[0]
+    assert stages["status"] == "ok" and stages["cache_f1"] == "on" and stages["seconds"] > 0
+    parts = [float(p.split(" s (")[0].split()[-1]) for p in stages["note"].split("), ")]
+    assert len(parts) == 3 and sum(parts) == pytest.approx(stages["seconds"], rel=0.02, abs=1e-3)
+    best = min((r for r in single if r["status"] == "ok"), key=lambda r: r["seconds"])
+    assert stages["windows_per_call"] == best["windows_per_call"]
+    assert _find(rows, LATENCY, "T2D three views")[0]["windows_per_call"] == best["windows_per_call"]
+
+
+def test_stage_times_restores_the_methods():
+    from t2d_monai.benchmarks.gpu_recipes import stage_times
+
+    class Net(torch.nn.Module):
+        def encode_group(self, x):
+            return x + 1
+
+        def forward(self, x):
+            return self.encode_group(x) * 2
+
+    net = Net()
+    out = stage_times(net, ("encode_group",), lambda: net(torch.zeros(2)), torch.device("cpu"))
+    assert set(out) == {"encode_group", "total"} and 0 < out["encode_group"] <= out["total"]
+    assert "encode_group" not in vars(net) and net(torch.zeros(1)).item() == 2.0
+    with pytest.raises(ZeroDivisionError):
+        stage_times(net, ("encode_group",), lambda: 1 / 0, torch.device("cpu"))
+    assert "encode_group" not in vars(net)
+
+
 def test_tiny_numerical_checks_pass(tiny_run):
     _, rows = tiny_run
     for name in ("SSA fast path", "f1 cache"):
