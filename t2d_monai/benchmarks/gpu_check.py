@@ -14,8 +14,9 @@ from the rows already measured) and each failure (out of memory included) record
 1. inference latency on a random 512x512x394 volume (sliced along its last axis; timing only): the MONAI 3D UNet
    of ``baselines/unet3d.json`` with ``SlidingWindowInferer`` at the paper's 128x128x64 patch and stride 32/32/16;
    T2D (``inference.json``: ResNet-50, k = 15, stride 1) in float32 and under bfloat16/float16 autocast, with and
-   without the f1 cache, channels_last on and off; at the fastest of these, 4x and 16x the shipped windows per
-   network call (``infer_batch_size``), and one synchronised call split into its stages (mini-group encoding,
+   without the f1 cache, channels_last on and off; ``inference.json`` as shipped (its ``amp``, ``channels_last``
+   and windows per call) and as it was before the first GPU run (``PREVIOUS_INFERENCE``); at the fastest setting,
+   4, 16 and 64 windows (2D) or patches (3D) per network call (``infer_batch_size``), and one synchronised call split into its stages (mini-group encoding,
    window decoding, the rest: what to make cheaper); three views (``inference_three_views.json``) at the fastest
    single-view setting; single-slice DeepLabV3+ (``baselines/deeplab_k1.json``) with MONAI's ``SliceInferer``.
    Seconds are the median of repeats after a warm-up, with the ratio to the float32 3D sliding window and the
@@ -44,7 +45,7 @@ from monai.utils import ensure_tuple_rep
 from t2d_monai.benchmarks import gpu_recipes as rec
 from t2d_monai.benchmarks.gpu_report import COMPILE, LATENCY, NUMERICS, SECTIONS, TRAINING, machine_line, write_report
 
-__all__ = ["PRECISIONS", "TOLERANCES", "WINDOW_BATCH_FACTORS", "gpu_check"]
+__all__ = ["PRECISIONS", "PREVIOUS_INFERENCE", "TOLERANCES", "WINDOW_BATCHES", "gpu_check"]
 
 #: autocast dtype per precision name (None: plain float32)
 PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -52,8 +53,10 @@ PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.
 #: About 10 units in the last place of the 8-bit (bfloat16) and 11-bit (float16) mantissas; float32 (TF32 off)
 #: leaves room for cuDNN choosing other algorithms for other batch shapes (cached and uncached batches differ).
 TOLERANCES = {"float32": 1e-4, "bfloat16": 5e-2, "float16": 1e-2}
-#: windows per network call tried at the fastest single-view setting, as multiples of inference.json's batch
-WINDOW_BATCH_FACTORS = (4, 16)
+#: windows (2D) or patches (3D) per network call tried at the fastest setting, besides the configs' own
+WINDOW_BATCHES = (4, 16, 64)
+#: inference.json's values before this check's first GPU run (the "before" of its before/after rows)
+PREVIOUS_INFERENCE = {"infer_batch_size": 4, "channels_last": False}
 _NO_CUDA = "no CUDA device: run with --tiny on CPU, or on a GPU machine"
 
 
@@ -160,13 +163,14 @@ def _latency(s: _Session, volume: torch.Tensor, unsupported: dict[str, str]) -> 
     k = p.overrides_2d.get("num_slices", 15)
     t2d_desc = f"T2DNet k={k} ESM+SSA ({p.overrides_2d.get('backbone', 'resnet50')}), inference.json"
 
-    def unet_row(precision: str) -> None:
+    def unet_row(precision: str, batch: int | None = None) -> None:
         row = _row(LATENCY, "3D sliding window", "MONAI UNet (unet3d.json), SlidingWindowInferer (patch3d.json)",
-                   precision)
+                   precision, windows_per_call=batch or shipped_3d)
 
         def work(r: dict) -> None:
             net = s.built("unet3d", lambda: s.parsed(rec.UNET3D, "network_def", three_d=True).to(s.dev).eval())
-            inferer = s.built("sliding window", lambda: s.parsed(rec.UNET3D, "validate#inferer", three_d=True))
+            extra = {} if batch is None else {"infer_batch_size": int(batch)}
+            inferer = s.parsed(rec.UNET3D, "validate#inferer", three_d=True, **extra)
             overlap = ensure_tuple_rep(inferer.overlap, len(inferer.roi_size))
             stride = [max(1, int(size * (1 - o))) for size, o in zip(inferer.roi_size, overlap)]  # MONAI's interval
             r["network"] += f", patch {'x'.join(map(str, inferer.roi_size))}, stride {'/'.join(map(str, stride))}"
@@ -186,6 +190,23 @@ def _latency(s: _Session, volume: torch.Tensor, unsupported: dict[str, str]) -> 
         def work(r: dict) -> None:
             inferer = _t2d_inferer(s, rec.T2D_INFERENCE, "slab_inferer", cache, batch)
             s.timed(r, _infer(s, inferer, _t2d_net(s, layout), volume, precision), reserve)
+        s.attempt(row, 2 * max(known) if known else 0.0, work, reserve)
+
+    def recipe_row(name: str, overrides: dict[str, Any]) -> None:
+        """inference.json's own network and inferer (its amp, channels_last and windows per call) + ``overrides``."""
+        parser = rec.bundle_parser(rec.T2D_INFERENCE, {**p.overrides_2d, **overrides}, s.dev)
+        get = parser.get_parsed_content
+        precision = "float16" if get("amp") and s.dev.type == "cuda" else "float32"  # the evaluator's amp
+        inferer = get("slab_inferer")
+        row = _row(LATENCY, name, f"{t2d_desc}, network and slab_inferer as configured", precision,
+                   "on" if inferer.cache_f1 else "off", "on" if get("channels_last") else "off",
+                   windows_per_call=inferer.batch_size)
+
+        def work(r: dict) -> None:
+            torch.manual_seed(s.seed)
+            net = get("network").eval()
+            s.timed(r, _infer(s, inferer, net, volume, precision), reserve)
+        known = _seconds(s, "T2D single view")
         s.attempt(row, 2 * max(known) if known else 0.0, work, reserve)
 
     def stages_row(best: dict[str, Any]) -> None:
@@ -211,13 +232,17 @@ def _latency(s: _Session, volume: torch.Tensor, unsupported: dict[str, str]) -> 
         s.attempt(row, 3 * min(known) if known else 0.0, work, reserve)
 
     shipped_batch = int(s.parsed(rec.T2D_INFERENCE, "infer_batch_size"))
+    shipped_3d = int(s.parsed(rec.UNET3D, "infer_batch_size", three_d=True))
     unet_row("float32")
+    recipe_row("T2D inference.json as shipped", {})
+    recipe_row("T2D inference.json before (4 windows, channels_last off)", PREVIOUS_INFERENCE)
     for layout, cache in (("off", "on"), ("on", "on")):
         for precision in PRECISIONS:
             t2d_row(precision, cache, layout)
     best = _fastest(s)
-    for factor in WINDOW_BATCH_FACTORS:  # batching of windows: more work per network call
-        t2d_row(best["precision"], best["cache"], best["layout"], factor * shipped_batch)
+    for batch in WINDOW_BATCHES:  # batching of windows: more work per network call
+        if batch != shipped_batch:
+            t2d_row(best["precision"], best["cache"], best["layout"], batch)
     best = _fastest(s)
     stages_row(best)
     row = _row(LATENCY, "T2D three views", f"3 x {t2d_desc} + inference_three_views.json (vote)", best["precision"],
@@ -248,6 +273,10 @@ def _latency(s: _Session, volume: torch.Tensor, unsupported: dict[str, str]) -> 
                             and r["precision"] != "float32"), key=lambda r: r["seconds"], default=None)
     if fastest_autocast is not None:
         unet_row(fastest_autocast["precision"])
+    fastest_3d = min((r for r in s.rows if r["row"] == "3D sliding window" and r["status"] == "ok"),
+                     key=lambda r: r["seconds"], default=None)
+    if fastest_3d is not None:  # the 3D row batched as far as the 2D rows: each row at its own best setting
+        unet_row(fastest_3d["precision"], max(WINDOW_BATCHES))
     fp32 = _seconds(s, "3D sliding window", precision="float32")
     for r in s.rows:
         if r.get("seconds") and fp32:
@@ -376,7 +405,7 @@ def gpu_check(out_dir: str = "docs", device: str | None = None, tiny: bool = Fal
     setup = (f"Volume {'x'.join(map(str, profile.volume))} ({profile.name} mode), random values in [0, 1] sliced along "
              f"its last axis, untrained weights (timing only); seed {seed}. Latency: one warm-up call, then the median "
              f"of up to {repeats} calls (column `repeats`), CUDA synchronised; peak memory is "
-             f"torch.cuda.max_memory_allocated over the row's calls (the volume and the networks built so far "
+             f"torch.cuda.max_memory_allocated over the row's timed calls (the volume and the networks built so far "
              f"included); cudnn.benchmark "
              f"{torch.backends.cudnn.benchmark}, TF32 convolutions {torch.backends.cudnn.allow_tf32} (matmul "
              f"{torch.backends.cuda.matmul.allow_tf32}); bfloat16/float16 rows under torch.autocast. Numerical checks "

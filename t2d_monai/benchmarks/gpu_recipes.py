@@ -144,7 +144,7 @@ def peak_memory_mb(device: torch.device) -> float | None:
 @dataclass
 class Timing:
     """Median seconds of ``runs`` timed calls (the last warm-up's time when ``runs`` is 0), the warm-up calls'
-    seconds, and the peak memory over all calls (MiB, None off CUDA)."""
+    seconds, and the peak memory of the timed calls (MiB, None off CUDA; the warm-up's when ``runs`` is 0)."""
 
     seconds: float
     runs: int
@@ -168,6 +168,8 @@ def measure(fn: Callable[[], Any], device: torch.device, repeats: int, time_left
         _sync(device)
         warm.append(time.perf_counter() - start)
     runs = min(int(repeats), int(time_left() // max(warm[-1], 1e-9)))
+    if device.type == "cuda" and runs > 0:  # the peak of the timed calls: cuDNN's algorithm search left out
+        torch.cuda.reset_peak_memory_stats(device)
     times = []
     for _ in range(max(runs, 0)):
         _sync(device)

@@ -69,17 +69,33 @@ def test_tiny_window_batches_and_stages(tiny_run):
     shipped = [r for r in single if r["windows_per_call"] == 4]
     batched = [r for r in single if r["windows_per_call"] != 4]
     assert len(shipped) == 9 and [r["windows_per_call"] for r in batched] == [16, 64]
-    fastest = min((r for r in shipped if r["status"] == "ok"), key=lambda r: r["seconds"])
+    grid = single[: single.index(batched[0])]  # measured before the batch rows: the cache-on grid
+    assert [(r["cache_f1"], r["windows_per_call"]) for r in grid] == [("on", 4)] * 6
+    fastest = min((r for r in grid if r["status"] == "ok"), key=lambda r: r["seconds"])
     for row in batched:
         assert (row["precision"], row["cache_f1"], row["channels_last"]) == \
             (fastest["precision"], fastest["cache_f1"], fastest["channels_last"])
+    unet = _find(rows, LATENCY, "3D sliding window")
+    assert [r["windows_per_call"] for r in unet] == [4, 4, 64] and all(r["status"] == "ok" for r in unet)
+    fastest_3d = min(unet[:2], key=lambda r: r["seconds"])
+    assert unet[2]["precision"] == fastest_3d["precision"]
     stages = _find(rows, LATENCY, "T2D stages")[0]
     assert stages["status"] == "ok" and stages["cache_f1"] == "on" and stages["seconds"] > 0
     parts = [float(p.split(" s (")[0].split()[-1]) for p in stages["note"].split("), ")]
     assert len(parts) == 3 and sum(parts) == pytest.approx(stages["seconds"], rel=0.02, abs=1e-3)
-    best = min((r for r in single if r["status"] == "ok"), key=lambda r: r["seconds"])
+    best = min((r for r in grid + batched if r["status"] == "ok"), key=lambda r: r["seconds"])
     assert stages["windows_per_call"] == best["windows_per_call"]
     assert _find(rows, LATENCY, "T2D three views")[0]["windows_per_call"] == best["windows_per_call"]
+
+
+def test_tiny_recipe_rows(tiny_run):
+    """inference.json as configured (on CPU: no amp, channels_last off) and with the previous values."""
+    _, rows = tiny_run
+    shipped = _find(rows, LATENCY, "T2D inference.json as shipped")[0]
+    before = _find(rows, LATENCY, "T2D inference.json before (4 windows, channels_last off)")[0]
+    for row in (shipped, before):
+        assert row["status"] == "ok" and row["seconds"] > 0 and row["precision"] == "float32"
+        assert row["cache_f1"] == "on" and row["channels_last"] == "off" and row["windows_per_call"] == 4
 
 
 def test_stage_times_restores_the_methods():
@@ -183,7 +199,8 @@ def _latency_row(name, seconds, precision="float32", cache="on", layout="off"):
 
 
 def test_targets_verdicts_and_distances():
-    rows = [_latency_row("3D sliding window", 20.0, cache="", layout=""), _latency_row("T2D single view", 2.5),
+    rows = [_latency_row("3D sliding window", 20.0, cache="", layout=""),
+            _latency_row("3D sliding window", 6.0, "float16", cache="", layout=""), _latency_row("T2D single view", 2.5),
             _latency_row("T2D single view", 0.8, "bfloat16", layout="on"), _latency_row("T2D three views", 3.5),
             {"section": NUMERICS, "row": "SSA fast path", "precision": "float16", "status": "ok",
              "max_abs_diff": 0.02, "tolerance": 0.01, "within_tolerance": False}]
@@ -191,7 +208,7 @@ def test_targets_verdicts_and_distances():
     assert found["T2D single view"]["verdict"] == "met (0.2 s under)"  # fastest: 0.8 s
     assert found["T2D three views"]["verdict"] == "missed (by 0.5 s)"
     ratio = next(t for t in targets(rows) if "3D U-Net" in t["target"])
-    assert ratio["measured"] == "0.125" and ratio["verdict"] == "missed (by 0.025)"  # float32 2.5 s / 20 s
+    assert ratio["measured"] == "0.133" and ratio["verdict"] == "missed (by 0.0333)"  # fastest of each: 0.8 / 6
     ssa = next(t for t in targets(rows) if t["target"].startswith("SSA"))
     assert ssa["verdict"].startswith("missed (float16: worst at 2.00x")
     cache = next(t for t in targets(rows) if t["target"].startswith("cached"))
