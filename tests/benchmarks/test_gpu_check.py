@@ -12,7 +12,14 @@ import torch
 from t2d_monai.benchmarks import gpu_check as gc_module
 from t2d_monai.benchmarks.gpu_check import TOLERANCES, gpu_check
 from t2d_monai.benchmarks.gpu_recipes import TINY
-from t2d_monai.benchmarks.gpu_report import COMPILE, LATENCY, NUMERICS, TRAINING, targets
+from t2d_monai.benchmarks.gpu_report import (
+    COMPILE,
+    LATENCY,
+    NUMERICS,
+    TRAINING,
+    targets,
+)
+from t2d_monai.benchmarks.gpu_session import Session, make_row
 
 PRECISIONS = ["float32", "bfloat16", "float16"]
 
@@ -180,16 +187,16 @@ def test_partial_page_after_each_section(tmp_path, monkeypatch):
 
 
 def test_a_failing_row_is_recorded_and_the_run_goes_on():
-    session = gc_module._Session(torch.device("cpu"), TINY, repeats=1, budget_s=60, seed=0)
+    session = Session(torch.device("cpu"), TINY, repeats=1, budget_s=60, seed=0)
 
     def oom(row):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore text")
 
-    failed = session.attempt(gc_module._row(LATENCY, "a", "net"), 0.0, oom)
-    fine = session.attempt(gc_module._row(LATENCY, "b", "net"), 0.0, lambda r: r.update(seconds=1.0))
+    failed = session.attempt(make_row(LATENCY, "a", "net"), 0.0, oom)
+    fine = session.attempt(make_row(LATENCY, "b", "net"), 0.0, lambda r: r.update(seconds=1.0))
     assert failed["status"] == "error: OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
     assert fine["status"] == "ok" and session.rows == [failed, fine]
-    late = session.attempt(gc_module._row(LATENCY, "c", "net"), 1e6, lambda r: r.update(seconds=1.0))
+    late = session.attempt(make_row(LATENCY, "c", "net"), 1e6, lambda r: r.update(seconds=1.0))
     assert late["status"].startswith("skipped: time budget") and "seconds" not in late
 
 

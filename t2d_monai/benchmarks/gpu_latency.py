@@ -1,0 +1,155 @@
+"""``gpu_check``'s first section: whole-volume inference latency of T2D (precisions, f1 cache, memory layout,
+windows per call, stages, three views, the shipped and the previous ``inference.json``), the single-slice
+``SliceInferer`` and the 3D U-Net sliding window, each row against the float32 3D sliding window."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from monai.utils import ensure_tuple_rep
+
+from t2d_monai.benchmarks import gpu_recipes as rec
+from t2d_monai.benchmarks.gpu_report import LATENCY
+from t2d_monai.benchmarks.gpu_session import (
+    PRECISIONS,
+    Session,
+    fastest_single_view,
+    infer_call,
+    latency_seconds,
+    make_row,
+    t2d_inferer,
+    t2d_network,
+)
+
+__all__ = ["PREVIOUS_INFERENCE", "WINDOW_BATCHES", "latency"]
+
+#: windows (2D) or patches (3D) per network call tried at the fastest setting, besides the configs' own
+WINDOW_BATCHES = (4, 16, 64)
+#: inference.json's values before this check's first GPU run (the "before" of its before/after rows)
+PREVIOUS_INFERENCE = {"infer_batch_size": 4, "channels_last": False}
+
+
+def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> None:
+    p, reserve = s.profile, s.profile.reserve_s
+    k = p.overrides_2d.get("num_slices", 15)
+    t2d_desc = f"T2DNet k={k} ESM+SSA ({p.overrides_2d.get('backbone', 'resnet50')}), inference.json"
+
+    def unet_row(precision: str, batch: int | None = None) -> None:
+        row = make_row(LATENCY, "3D sliding window", "MONAI UNet (unet3d.json), SlidingWindowInferer (patch3d.json)",
+                   precision, windows_per_call=batch or shipped_3d)
+
+        def work(r: dict) -> None:
+            net = s.built("unet3d", lambda: s.parsed(rec.UNET3D, "network_def", three_d=True).to(s.dev).eval())
+            extra = {} if batch is None else {"infer_batch_size": int(batch)}
+            inferer = s.parsed(rec.UNET3D, "validate#inferer", three_d=True, **extra)
+            overlap = ensure_tuple_rep(inferer.overlap, len(inferer.roi_size))
+            stride = [max(1, int(size * (1 - o))) for size, o in zip(inferer.roi_size, overlap)]  # MONAI's interval
+            r["network"] += f", patch {'x'.join(map(str, inferer.roi_size))}, stride {'/'.join(map(str, stride))}"
+            s.timed(r, infer_call(s, inferer, net, volume, precision), reserve)
+        fp32 = latency_seconds(s, "3D sliding window", precision="float32")
+        s.attempt(row, 2 * fp32[0] if fp32 else 0.0, work, reserve)
+
+    def t2d_row(precision: str, cache: str, layout: str, batch: int | None = None) -> None:
+        row = make_row(LATENCY, "T2D single view", t2d_desc, precision, cache, layout,
+                   windows_per_call=batch or shipped_batch)
+        if precision in unsupported:
+            row["status"] = f"skipped: {unsupported[precision]}"
+            s.rows.append(row)
+            return
+        known = latency_seconds(s, "T2D single view")
+
+        def work(r: dict) -> None:
+            inferer = t2d_inferer(s, rec.T2D_INFERENCE, "slab_inferer", cache, batch)
+            s.timed(r, infer_call(s, inferer, t2d_network(s, layout), volume, precision), reserve)
+        s.attempt(row, 2 * max(known) if known else 0.0, work, reserve)
+
+    def recipe_row(name: str, overrides: dict[str, Any]) -> None:
+        """inference.json's own network and inferer (its amp, channels_last and windows per call) + ``overrides``."""
+        parser = rec.bundle_parser(rec.T2D_INFERENCE, {**p.overrides_2d, **overrides}, s.dev)
+        get = parser.get_parsed_content
+        precision = "float16" if get("amp") and s.dev.type == "cuda" else "float32"  # the evaluator's amp
+        inferer = get("slab_inferer")
+        row = make_row(LATENCY, name, f"{t2d_desc}, network and slab_inferer as configured", precision,
+                   "on" if inferer.cache_f1 else "off", "on" if get("channels_last") else "off",
+                   windows_per_call=inferer.batch_size)
+
+        def work(r: dict) -> None:
+            torch.manual_seed(s.seed)
+            net = get("network").eval()
+            s.timed(r, infer_call(s, inferer, net, volume, precision), reserve)
+        known = latency_seconds(s, "T2D single view")
+        s.attempt(row, 2 * max(known) if known else 0.0, work, reserve)
+
+    def stages_row(best: dict[str, Any]) -> None:
+        row = make_row(LATENCY, "T2D stages", f"{t2d_desc}: encode_group / decode / rest", best["precision"], "on",
+                   best["layout"], windows_per_call=best["batch"] or shipped_batch)
+
+        def work(r: dict) -> None:
+            inferer = t2d_inferer(s, rec.T2D_INFERENCE, "slab_inferer", "on", best["batch"])
+            net = t2d_network(s, best["layout"])
+            run = infer_call(s, inferer, net, volume, best["precision"])
+            run()  # warm-up (cuDNN's algorithm search for these shapes)
+            if s.dev.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(s.dev)
+            t = rec.stage_times(net, ("encode_group", "decode"), run, s.dev)
+            rest = t["total"] - t["encode_group"] - t["decode"]
+            peak = rec.peak_memory_mb(s.dev)
+            r.update(seconds=t["total"], repeats=1, peak_memory_mb="n/a" if peak is None else peak, note=(
+                f"mini-group encoding {t['encode_group']:.3g} s ({t['encode_group'] / t['total']:.0%}), window "
+                f"decoding {t['decode']:.3g} s ({t['decode'] / t['total']:.0%}), rest {rest:.3g} s "
+                f"({rest / t['total']:.0%}: padding, stacking, activation, accumulation); one call with the device "
+                "synchronised around each stage"))
+        known = latency_seconds(s, "T2D single view", precision=best["precision"])
+        s.attempt(row, 3 * min(known) if known else 0.0, work, reserve)
+
+    shipped_batch = int(s.parsed(rec.T2D_INFERENCE, "infer_batch_size"))
+    shipped_3d = int(s.parsed(rec.UNET3D, "infer_batch_size", three_d=True))
+    unet_row("float32")
+    recipe_row("T2D inference.json as shipped", {})
+    recipe_row("T2D inference.json before (4 windows, channels_last off)", PREVIOUS_INFERENCE)
+    for layout, cache in (("off", "on"), ("on", "on")):
+        for precision in PRECISIONS:
+            t2d_row(precision, cache, layout)
+    best = fastest_single_view(s)
+    for batch in WINDOW_BATCHES:  # batching of windows: more work per network call
+        if batch != shipped_batch:
+            t2d_row(best["precision"], best["cache"], best["layout"], batch)
+    best = fastest_single_view(s)
+    stages_row(best)
+    row = make_row(LATENCY, "T2D three views", f"3 x {t2d_desc} + inference_three_views.json (vote)", best["precision"],
+               best["cache"], best["layout"], windows_per_call=best["batch"] or shipped_batch)
+
+    def views(r: dict) -> None:
+        nets = s.parsed(rec.THREE_VIEWS, "network").eval()
+        nets = nets.to(memory_format=torch.channels_last) if best["layout"] == "on" else nets
+        inferer = t2d_inferer(s, rec.THREE_VIEWS, "inferer", best["cache"], best["batch"])
+        s.timed(r, infer_call(s, inferer, nets, volume, best["precision"]), reserve)
+    single = latency_seconds(s, "T2D single view", **{"precision": best["precision"], "cache_f1": best["cache"]})
+    s.attempt(row, 7 * min(single) if single else 0.0, views, reserve)
+
+    def slices(r: dict) -> None:
+        from monai.inferers import SliceInferer
+
+        net = s.built("deeplab_k1",
+                      lambda: s.parsed(rec.SINGLE_SLICE, "network_def", overlay_wins=True).to(s.dev).eval())
+        batch = s.parsed(rec.SINGLE_SLICE, "infer_batch_size")
+        inferer = SliceInferer(spatial_dim=2, roi_size=tuple(volume.shape[2:4]), sw_batch_size=batch)
+        s.timed(r, infer_call(s, inferer, net, volume, "float32"), reserve)
+    known = latency_seconds(s, "T2D single view", precision="float32")
+    s.attempt(make_row(LATENCY, "2D SliceInferer", "single-slice DeepLabV3+ (deeplab_k1.json), MONAI SliceInferer"),
+              2 * min(known) if known else 0.0, slices, reserve)
+    for precision in PRECISIONS:
+        t2d_row(precision, "off", "off")
+    fastest_autocast = min((r for r in s.rows if r["row"] == "T2D single view" and r["status"] == "ok"
+                            and r["precision"] != "float32"), key=lambda r: r["seconds"], default=None)
+    if fastest_autocast is not None:
+        unet_row(fastest_autocast["precision"])
+    fastest_3d = min((r for r in s.rows if r["row"] == "3D sliding window" and r["status"] == "ok"),
+                     key=lambda r: r["seconds"], default=None)
+    if fastest_3d is not None:  # the 3D row batched as far as the 2D rows: each row at its own best setting
+        unet_row(fastest_3d["precision"], max(WINDOW_BATCHES))
+    fp32 = latency_seconds(s, "3D sliding window", precision="float32")
+    for r in s.rows:
+        if r.get("seconds") and fp32:
+            r["time_vs_3d"] = r["seconds"] / fp32[0]
