@@ -16,8 +16,8 @@ from the rows already measured) and each failure (out of memory included) record
    T2D (``inference.json``: ResNet-50, k = 15, stride 1) in float32 and under bfloat16/float16 autocast, with and
    without the f1 cache, channels_last on and off; ``inference.json`` as shipped (its ``amp``, ``channels_last``
    and windows per call) and as it was before the first GPU run (``PREVIOUS_INFERENCE``); at the fastest setting,
-   4, 16 and 64 windows (2D) or patches (3D) per network call (``infer_batch_size``), and one synchronised call split into its stages (mini-group encoding,
-   window decoding, the rest: what to make cheaper); three views (``inference_three_views.json``) at the fastest
+   4, 16 and 64 windows (2D) or patches (3D) per network call (``infer_batch_size``), and one synchronised call
+   split into its stages (mini-group encoding, window decoding, the rest: what to make cheaper); three views (``inference_three_views.json``) at the fastest
    single-view setting; single-slice DeepLabV3+ (``baselines/deeplab_k1.json``) with MONAI's ``SliceInferer``.
    Seconds are the median of repeats after a warm-up, with the ratio to the float32 3D sliding window and the
    peak GPU memory;

@@ -23,7 +23,8 @@ PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.
 
 
 def make_row(section: str, name: str, network: str, precision: str = "float32", cache: str = "", layout: str = "",
-         **values: Any) -> dict[str, Any]:
+             **values: Any) -> dict[str, Any]:
+    """A new row of the page (status ``pending``) with the columns of ``gpu_report.COLUMNS`` that ``values`` set."""
     return {"section": section, "row": name, "network": network, "precision": precision, "cache_f1": cache,
             "channels_last": layout, "status": "pending", **values}
 

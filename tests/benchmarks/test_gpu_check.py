@@ -207,7 +207,8 @@ def _latency_row(name, seconds, precision="float32", cache="on", layout="off"):
 
 def test_targets_verdicts_and_distances():
     rows = [_latency_row("3D sliding window", 20.0, cache="", layout=""),
-            _latency_row("3D sliding window", 6.0, "float16", cache="", layout=""), _latency_row("T2D single view", 2.5),
+            _latency_row("3D sliding window", 6.0, "float16", cache="", layout=""),
+            _latency_row("T2D single view", 2.5),
             _latency_row("T2D single view", 0.8, "bfloat16", layout="on"), _latency_row("T2D three views", 3.5),
             {"section": NUMERICS, "row": "SSA fast path", "precision": "float16", "status": "ok",
              "max_abs_diff": 0.02, "tolerance": 0.01, "within_tolerance": False}]
