@@ -75,6 +75,7 @@ def run_demo(
     import nibabel as nib
     import numpy as np
 
+    from t2d_monai.benchmarks.machine import cpu_yardstick_s
     from t2d_monai.benchmarks.threshold_baseline import best_global_threshold
     from t2d_monai.bundle import paths
     from t2d_monai.bundle.bundle_run import run_bundle as _bundle_run
@@ -89,6 +90,7 @@ def run_demo(
     out_dir = Path(out).resolve()
     data_dir, run_dir = out_dir / "data", out_dir / "bundle"
     times: dict[str, float] = {}
+    yardstick = cpu_yardstick_s()  # before any work: the machine's speed, to compare the step times across machines
 
     start = time.perf_counter()
     if synthetic_dataset_exists(str(data_dir), layout) and not overwrite:
@@ -154,6 +156,7 @@ def run_demo(
         "checkpoint": str(run_dir / "models" / "model.pt"),
         "preview": preview,
         "seconds": {k: round(v, 1) for k, v in times.items()},
+        "cpu_yardstick_s": round(yardstick, 3),
     }
     print("\n=== demo finished")
     for name, value in dice:
@@ -163,7 +166,7 @@ def run_demo(
     print(f"  best single global HU threshold on the same held-out cases (>= {summary['threshold_hu']} HU, chosen on "
           f"them): mean Dice {summary['threshold_mean_dice']:.3f}")
     print(f"  predictions: {eval_dir}\n  preview:     {preview}\n  model:       {summary['checkpoint']}")
-    print(f"  time (s): {summary['seconds']}")
+    print(f"  time (s): {summary['seconds']}; CPU yardstick {summary['cpu_yardstick_s']} s (lower is faster)")
     if report:
         _write_report(report, summary, num_cases, num_test, seed, shape, view, bundle_path.name)
         print(f"  report:      {report}")
@@ -190,7 +193,9 @@ def _write_report(path, summary, num_cases, num_test, seed, shape, view, bundle=
         f"- data: {num_cases} labelled + {num_test} unlabelled synthetic cases of shape {tuple(shape)}, seed {seed}",
         f"- bundle: {bundle}, `train.json` + `cpu_small.json`, view {view}",
         f"- machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-        f"load average {os.getloadavg()[0]:.1f} at the end",
+        f"load average {os.getloadavg()[0]:.1f} at the end; CPU yardstick {summary['cpu_yardstick_s']} s before the "
+        "first step (`t2d_monai.benchmarks.machine.cpu_yardstick_s`: one fixed convolution workload, lower is faster; "
+        "step times from machines with different yardsticks are not comparable)",
         "",
         f"| held-out case | Dice (T2DNet) | best global HU threshold (>= {summary['threshold_hu']} HU) |",
         "|---|---|---|",

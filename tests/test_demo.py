@@ -30,6 +30,7 @@ def test_demo_end_to_end(tmp_path):
     report = (tmp_path / "docs" / "demo.md").read_text()
     assert "| **mean** |" in report and "images/demo_preview.png" in report and "best global HU threshold" in report
     assert "| **total** |" in report and "CPU cores" in report
+    assert summary["cpu_yardstick_s"] > 0 and f"CPU yardstick {summary['cpu_yardstick_s']} s" in report
     assert (tmp_path / "docs" / "images" / "demo_preview.png").is_file()
 
 
