@@ -17,8 +17,9 @@ from the rows already measured) and each failure (out of memory included) record
    without the f1 cache, channels_last on and off; ``inference.json`` as shipped (its ``amp``, ``channels_last``
    and windows per call) and as it was before the first GPU run (``PREVIOUS_INFERENCE``); at the fastest setting,
    4, 16 and 64 windows (2D) or patches (3D) per network call (``infer_batch_size``), and one synchronised call
-   split into its stages (mini-group encoding, window decoding, the rest: what to make cheaper); three views (``inference_three_views.json``) at the fastest
-   single-view setting; single-slice DeepLabV3+ (``baselines/deeplab_k1.json``) with MONAI's ``SliceInferer``.
+   split into its stages (mini-group encoding, window decoding, the rest: what to make cheaper); three views
+   (``inference_three_views.json``) at the fastest single-view setting; single-slice DeepLabV3+
+   (``baselines/deeplab_k1.json``) with MONAI's ``SliceInferer``.
    Seconds are the median of repeats after a warm-up, with the ratio to the float32 3D sliding window and the
    peak GPU memory;
 2. numerical checks: SSA's eval fast path against the block forward, and cached against uncached inference, per
@@ -95,7 +96,7 @@ def _numerics(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> 
     for name, check in (("SSA fast path", _ssa_check), ("f1 cache", None)):
         for precision in PRECISIONS:
             row = make_row(NUMERICS, name, "T2DNet head (SSA)" if check else "ThickSliceInferer, cache on vs off",
-                       precision, "" if check else "on vs off")
+                           precision, "" if check else "on vs off")
             if precision in unsupported:
                 row["status"] = f"skipped: {unsupported[precision]}"
                 s.rows.append(row)
@@ -135,7 +136,7 @@ def _training(s: Session) -> None:
 def _compile(s: Session, volume: torch.Tensor, backend: str) -> None:
     best = fastest_single_view(s)
     row = make_row(COMPILE, "T2D single view, torch.compile", f"T2DNet from inference.json, backend {backend}",
-               best["precision"], best["cache"], best["layout"], windows_per_call=best["batch"])
+                   best["precision"], best["cache"], best["layout"], windows_per_call=best["batch"])
 
     def work(r: dict) -> None:
         net = copy.deepcopy(t2d_network(s, best["layout"]))

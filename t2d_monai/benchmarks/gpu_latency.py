@@ -31,13 +31,16 @@ PREVIOUS_INFERENCE = {"infer_batch_size": 4, "channels_last": False}
 
 
 def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> None:
+    """Append section 1's rows to ``s.rows``: whole-volume inference of ``volume`` ``(1, 1, H, W, D)``, each row
+    timed by ``s.timed`` or skipped when the budget cannot hold it; ``unsupported``: precision -> why autocast to it
+    cannot run here (its rows are skipped and say so)."""
     p, reserve = s.profile, s.profile.reserve_s
     k = p.overrides_2d.get("num_slices", 15)
     t2d_desc = f"T2DNet k={k} ESM+SSA ({p.overrides_2d.get('backbone', 'resnet50')}), inference.json"
 
     def unet_row(precision: str, batch: int | None = None) -> None:
         row = make_row(LATENCY, "3D sliding window", "MONAI UNet (unet3d.json), SlidingWindowInferer (patch3d.json)",
-                   precision, windows_per_call=batch or shipped_3d)
+                       precision, windows_per_call=batch or shipped_3d)
 
         def work(r: dict) -> None:
             net = s.built("unet3d", lambda: s.parsed(rec.UNET3D, "network_def", three_d=True).to(s.dev).eval())
@@ -52,7 +55,7 @@ def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> No
 
     def t2d_row(precision: str, cache: str, layout: str, batch: int | None = None) -> None:
         row = make_row(LATENCY, "T2D single view", t2d_desc, precision, cache, layout,
-                   windows_per_call=batch or shipped_batch)
+                       windows_per_call=batch or shipped_batch)
         if precision in unsupported:
             row["status"] = f"skipped: {unsupported[precision]}"
             s.rows.append(row)
@@ -71,8 +74,8 @@ def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> No
         precision = "float16" if get("amp") and s.dev.type == "cuda" else "float32"  # the evaluator's amp
         inferer = get("slab_inferer")
         row = make_row(LATENCY, name, f"{t2d_desc}, network and slab_inferer as configured", precision,
-                   "on" if inferer.cache_f1 else "off", "on" if get("channels_last") else "off",
-                   windows_per_call=inferer.batch_size)
+                       "on" if inferer.cache_f1 else "off", "on" if get("channels_last") else "off",
+                       windows_per_call=inferer.batch_size)
 
         def work(r: dict) -> None:
             torch.manual_seed(s.seed)
@@ -83,7 +86,7 @@ def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> No
 
     def stages_row(best: dict[str, Any]) -> None:
         row = make_row(LATENCY, "T2D stages", f"{t2d_desc}: encode_group / decode / rest", best["precision"], "on",
-                   best["layout"], windows_per_call=best["batch"] or shipped_batch)
+                       best["layout"], windows_per_call=best["batch"] or shipped_batch)
 
         def work(r: dict) -> None:
             inferer = t2d_inferer(s, rec.T2D_INFERENCE, "slab_inferer", "on", best["batch"])
@@ -118,11 +121,10 @@ def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> No
     best = fastest_single_view(s)
     stages_row(best)
     row = make_row(LATENCY, "T2D three views", f"3 x {t2d_desc} + inference_three_views.json (vote)", best["precision"],
-               best["cache"], best["layout"], windows_per_call=best["batch"] or shipped_batch)
+                   best["cache"], best["layout"], windows_per_call=best["batch"] or shipped_batch)
 
     def views(r: dict) -> None:
-        nets = s.parsed(rec.THREE_VIEWS, "network").eval()
-        nets = nets.to(memory_format=torch.channels_last) if best["layout"] == "on" else nets
+        nets = s.parsed(rec.THREE_VIEWS, "network", channels_last=best["layout"] == "on").eval()
         inferer = t2d_inferer(s, rec.THREE_VIEWS, "inferer", best["cache"], best["batch"])
         s.timed(r, infer_call(s, inferer, nets, volume, best["precision"]), reserve)
     single = latency_seconds(s, "T2D single view", **{"precision": best["precision"], "cache_f1": best["cache"]})
