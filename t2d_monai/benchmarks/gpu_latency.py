@@ -14,6 +14,8 @@ from t2d_monai.benchmarks.gpu_report import LATENCY
 from t2d_monai.benchmarks.gpu_session import (
     PRECISIONS,
     Session,
+    batch_overrides,
+    fastest_row,
     fastest_single_view,
     infer_call,
     latency_seconds,
@@ -44,8 +46,7 @@ def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> No
 
         def work(r: dict) -> None:
             net = s.built("unet3d", lambda: s.parsed(rec.UNET3D, "network_def", three_d=True).to(s.dev).eval())
-            extra = {} if batch is None else {"infer_batch_size": int(batch)}
-            inferer = s.parsed(rec.UNET3D, "validate#inferer", three_d=True, **extra)
+            inferer = s.parsed(rec.UNET3D, "validate#inferer", three_d=True, **batch_overrides(batch))
             overlap = ensure_tuple_rep(inferer.overlap, len(inferer.roi_size))
             stride = [max(1, int(size * (1 - o))) for size, o in zip(inferer.roi_size, overlap)]  # MONAI's interval
             r["network"] += f", patch {'x'.join(map(str, inferer.roi_size))}, stride {'/'.join(map(str, stride))}"
@@ -143,12 +144,10 @@ def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> No
               2 * min(known) if known else 0.0, slices, reserve)
     for precision in PRECISIONS:
         t2d_row(precision, "off", "off")
-    fastest_autocast = min((r for r in s.rows if r["row"] == "T2D single view" and r["status"] == "ok"
-                            and r["precision"] != "float32"), key=lambda r: r["seconds"], default=None)
+    fastest_autocast = fastest_row(s, "T2D single view", lambda r: r["precision"] != "float32")
     if fastest_autocast is not None:
         unet_row(fastest_autocast["precision"])
-    fastest_3d = min((r for r in s.rows if r["row"] == "3D sliding window" and r["status"] == "ok"),
-                     key=lambda r: r["seconds"], default=None)
+    fastest_3d = fastest_row(s, "3D sliding window")
     if fastest_3d is not None:  # the 3D row batched as far as the 2D rows: each row at its own best setting
         unet_row(fastest_3d["precision"], max(WINDOW_BATCHES))
     fp32 = latency_seconds(s, "3D sliding window", precision="float32")

@@ -15,8 +15,8 @@ import torch
 from t2d_monai.benchmarks import gpu_recipes as rec
 from t2d_monai.benchmarks.gpu_report import LATENCY
 
-__all__ = ["PRECISIONS", "Session", "fastest_single_view", "infer_call", "latency_seconds", "make_row", "t2d_inferer",
-           "t2d_network"]
+__all__ = ["PRECISIONS", "Session", "batch_overrides", "fastest_row", "fastest_single_view", "infer_call",
+           "latency_seconds", "make_row", "t2d_inferer", "t2d_network"]
 
 #: autocast dtype per precision name (None: plain float32)
 PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -106,16 +106,25 @@ def latency_seconds(s: Session, name: str, **match: Any) -> list[float]:
             and all(r[k] == v for k, v in match.items())]
 
 
+def fastest_row(s: Session, name: str, keep: Callable[[dict], bool] = lambda r: True) -> dict[str, Any] | None:
+    """The fastest measured latency row named ``name`` that ``keep`` accepts (None: none so far)."""
+    rows = (r for r in s.rows if r["row"] == name and r["status"] == "ok" and r["section"] == LATENCY and keep(r))
+    return min(rows, key=lambda r: r["seconds"], default=None)
+
+
 def fastest_single_view(s: Session) -> dict[str, Any]:
     """The fastest single-view setting so far (precision, cache, layout and windows per call)."""
-    single = [r for r in s.rows if r["row"] == "T2D single view" and r["status"] == "ok" and r["section"] == LATENCY]
-    best = min(single, key=lambda r: r["seconds"], default=None)
+    best = fastest_row(s, "T2D single view")
     return {"precision": "float32", "cache": "on", "layout": "off", "batch": None} if best is None else \
         {"precision": best["precision"], "cache": best["cache_f1"], "layout": best["channels_last"],
          "batch": best["windows_per_call"]}
 
 
+def batch_overrides(batch: int | None) -> dict[str, int]:
+    """The config override for ``batch`` windows (2D) or patches (3D) per network call (None: the config's own)."""
+    return {} if batch is None else {"infer_batch_size": int(batch)}
+
+
 def t2d_inferer(s: Session, files: tuple[str, ...], key: str, cache: str, batch: int | None) -> Any:
     """``key`` of ``files`` with the f1 cache on or off and ``batch`` windows per network call (None: shipped)."""
-    extra = {} if batch is None else {"infer_batch_size": int(batch)}
-    return s.parsed(files, key, **{"slab_inferer#cache_f1": cache == "on"}, **extra)
+    return s.parsed(files, key, **{"slab_inferer#cache_f1": cache == "on"}, **batch_overrides(batch))
