@@ -63,6 +63,11 @@ def test_tiny_run_has_every_row(tiny_run):
         row = _find(rows, TRAINING, name)[0]
         assert row["status"] == "ok" and row["iterations_per_s"] > 0 and row["repeats"] == TINY.train_iterations
     assert _find(rows, COMPILE, "T2D single view, torch.compile")[0]["status"] == "ok"
+    compiled_3d = _find(rows, COMPILE, "3D sliding window, torch.compile")[0]
+    fastest_3d = min(_find(rows, LATENCY, "3D sliding window"), key=lambda r: r["seconds"])
+    assert compiled_3d["status"] == "ok" and compiled_3d["seconds"] > 0
+    assert (compiled_3d["precision"], compiled_3d["windows_per_call"]) == \
+        (fastest_3d["precision"], fastest_3d["windows_per_call"])
     with open(out / "gpu.csv") as f:
         written = list(csv.DictReader(f))
     key = ("section", "row", "precision", "status")
@@ -221,3 +226,13 @@ def test_targets_verdicts_and_distances():
     assert ssa["verdict"].startswith("missed (float16: worst at 2.00x")
     cache = next(t for t in targets(rows) if t["target"].startswith("cached"))
     assert cache["verdict"] == "not measured"
+
+
+def test_ratio_counts_compiled_rows_only_when_both_methods_were_compiled():
+    rows = [_latency_row("3D sliding window", 6.0, cache="", layout=""), _latency_row("T2D single view", 0.9),
+            dict(_latency_row("T2D single view, torch.compile", 0.3), section=COMPILE)]
+    ratio = next(t for t in targets(rows) if "3D U-Net" in t["target"])
+    assert ratio["measured"] == "0.15"  # 0.9 / 6: the compiled T2D row alone does not count
+    rows.append(dict(_latency_row("3D sliding window, torch.compile", 4.0, cache="", layout=""), section=COMPILE))
+    ratio = next(t for t in targets(rows) if "3D U-Net" in t["target"])
+    assert ratio["measured"] == "0.075" and ratio["verdict"] == "met (0.025 under)"  # 0.3 / 4
