@@ -84,6 +84,7 @@ class Session:
         if t.runs == 0:
             row["note"] = "warm-up time only: no repeat fitted in the time budget"
         if warmups > 1:
+            row["first_call_s"] = t.warmup_s[0]
             row["note"] = f"first call (compilation) {t.warmup_s[0]:.1f} s"
 
 

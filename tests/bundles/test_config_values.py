@@ -56,3 +56,16 @@ def test_three_view_overlay_references_the_single_view_blocks():
     three = _load("inference_three_views.json")
     assert three["inferer"]["inferer"] == "@slab_inferer"
     assert three["handlers"][0]["signature"] == "@signature"
+
+
+@pytest.mark.parametrize("overlay", [None, "cpu_small.json"])
+def test_the_last_epoch_is_validated(overlay):
+    """The checkpoint kept is the best validated one: when the epochs are not a multiple of val_interval, the last
+    iterations of training (at the lowest learning rate) are never validated and can never be kept."""
+    config = {**_load("train.json"), **(_load(overlay) if overlay else {})}
+    epochs = config["num_iterations"] // config["iterations_per_epoch"]
+    assert config["num_iterations"] % config["iterations_per_epoch"] == 0, "num_iterations: whole epochs only"
+    assert epochs % config["val_interval"] == 0, (
+        f"{overlay or 'train.json'}: {epochs} epochs with val_interval {config['val_interval']} leave the last "
+        f"{epochs % config['val_interval']} epoch(s) unvalidated"
+    )
