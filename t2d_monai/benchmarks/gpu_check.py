@@ -53,14 +53,16 @@ from t2d_monai.benchmarks.gpu_report import (
 from t2d_monai.benchmarks.gpu_session import (
     PRECISIONS,
     Session,
-    batch_overrides,
     fastest_row,
     fastest_single_view,
     infer_call,
     latency_seconds,
     make_row,
+    set_time_vs_3d,
     t2d_inferer,
     t2d_network,
+    unet3d_inferer,
+    unet3d_network,
 )
 
 __all__ = ["TOLERANCES", "gpu_check"]
@@ -157,18 +159,13 @@ def _compile(s: Session, volume: torch.Tensor, backend: str) -> None:
                           fastest_3d["precision"], windows_per_call=fastest_3d["windows_per_call"])
 
         def work_3d(r: dict) -> None:
-            net = torch.compile(copy.deepcopy(s.built("unet3d", lambda: s.parsed(
-                rec.UNET3D, "network_def", three_d=True).to(s.dev).eval())), backend=backend)
-            inferer = s.parsed(rec.UNET3D, "validate#inferer", three_d=True,
-                               **batch_overrides(fastest_3d["windows_per_call"]))
+            net = torch.compile(copy.deepcopy(unet3d_network(s)), backend=backend)
+            inferer = unet3d_inferer(s, fastest_3d["windows_per_call"])
             s.timed(r, infer_call(s, inferer, net, volume, fastest_3d["precision"]), warmups=2)
         # T2D's compilation time, when measured, sizes the 3D one (a smaller network) better than the fixed reserve
         compile_s = 2 * row["first_call_s"] if "first_call_s" in row else s.profile.compile_reserve_s
         s.attempt(row_3d, compile_s + 3 * fastest_3d["seconds"], work_3d)
-    fp32 = latency_seconds(s, "3D sliding window", precision="float32")
-    for r in s.rows:
-        if r["section"] == COMPILE and r.get("seconds") and fp32:
-            r["time_vs_3d"] = r["seconds"] / fp32[0]
+    set_time_vs_3d(s)
 
 
 def gpu_check(out_dir: str = "docs", device: str | None = None, tiny: bool = False, repeats: int = 3,

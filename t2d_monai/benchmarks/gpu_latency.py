@@ -14,14 +14,16 @@ from t2d_monai.benchmarks.gpu_report import LATENCY
 from t2d_monai.benchmarks.gpu_session import (
     PRECISIONS,
     Session,
-    batch_overrides,
     fastest_row,
     fastest_single_view,
     infer_call,
     latency_seconds,
     make_row,
+    set_time_vs_3d,
     t2d_inferer,
     t2d_network,
+    unet3d_inferer,
+    unet3d_network,
 )
 
 __all__ = ["PREVIOUS_INFERENCE", "WINDOW_BATCHES", "latency"]
@@ -45,8 +47,7 @@ def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> No
                        precision, windows_per_call=batch or shipped_3d)
 
         def work(r: dict) -> None:
-            net = s.built("unet3d", lambda: s.parsed(rec.UNET3D, "network_def", three_d=True).to(s.dev).eval())
-            inferer = s.parsed(rec.UNET3D, "validate#inferer", three_d=True, **batch_overrides(batch))
+            net, inferer = unet3d_network(s), unet3d_inferer(s, batch)
             overlap = ensure_tuple_rep(inferer.overlap, len(inferer.roi_size))
             stride = [max(1, int(size * (1 - o))) for size, o in zip(inferer.roi_size, overlap)]  # MONAI's interval
             r["network"] += f", patch {'x'.join(map(str, inferer.roi_size))}, stride {'/'.join(map(str, stride))}"
@@ -150,7 +151,4 @@ def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> No
     fastest_3d = fastest_row(s, "3D sliding window")
     if fastest_3d is not None:  # the 3D row batched as far as the 2D rows: each row at its own best setting
         unet_row(fastest_3d["precision"], max(WINDOW_BATCHES))
-    fp32 = latency_seconds(s, "3D sliding window", precision="float32")
-    for r in s.rows:
-        if r.get("seconds") and fp32:
-            r["time_vs_3d"] = r["seconds"] / fp32[0]
+    set_time_vs_3d(s)

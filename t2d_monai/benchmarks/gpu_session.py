@@ -16,7 +16,8 @@ from t2d_monai.benchmarks import gpu_recipes as rec
 from t2d_monai.benchmarks.gpu_report import LATENCY
 
 __all__ = ["PRECISIONS", "Session", "batch_overrides", "fastest_row", "fastest_single_view", "infer_call",
-           "latency_seconds", "make_row", "t2d_inferer", "t2d_network"]
+           "latency_seconds", "make_row", "set_time_vs_3d", "t2d_inferer", "t2d_network", "unet3d_inferer",
+           "unet3d_network"]
 
 #: autocast dtype per precision name (None: plain float32)
 PRECISIONS: dict[str, torch.dtype | None] = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -102,6 +103,16 @@ def t2d_network(s: Session, layout: str) -> torch.nn.Module:
     return net
 
 
+def unet3d_network(s: Session) -> torch.nn.Module:
+    """The 3D U-Net of ``unet3d.json``, built once per run."""
+    return s.built("unet3d", lambda: s.parsed(rec.UNET3D, "network_def", three_d=True).to(s.dev).eval())
+
+
+def unet3d_inferer(s: Session, batch: int | None) -> Any:
+    """The 3D recipe's sliding-window inferer with ``batch`` patches per network call (None: the config's own)."""
+    return s.parsed(rec.UNET3D, "validate#inferer", three_d=True, **batch_overrides(batch))
+
+
 def latency_seconds(s: Session, name: str, **match: Any) -> list[float]:
     return [r["seconds"] for r in s.rows if r["row"] == name and r["status"] == "ok" and r["section"] == LATENCY
             and all(r[k] == v for k, v in match.items())]
@@ -129,3 +140,11 @@ def batch_overrides(batch: int | None) -> dict[str, int]:
 def t2d_inferer(s: Session, files: tuple[str, ...], key: str, cache: str, batch: int | None) -> Any:
     """``key`` of ``files`` with the f1 cache on or off and ``batch`` windows per network call (None: shipped)."""
     return s.parsed(files, key, **{"slab_inferer#cache_f1": cache == "on"}, **batch_overrides(batch))
+
+
+def set_time_vs_3d(s: Session) -> None:
+    """Every timed row's ``time_vs_3d``: its seconds over the float32 3D sliding window's (when that was measured)."""
+    fp32 = latency_seconds(s, "3D sliding window", precision="float32")
+    for r in s.rows:
+        if r.get("seconds") and fp32:
+            r["time_vs_3d"] = r["seconds"] / fp32[0]
