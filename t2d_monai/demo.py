@@ -38,6 +38,7 @@ def run_demo(
     overwrite: bool = False,
     report: str | None = None,
     overrides: dict | None = None,
+    overlays: str | Sequence[str] = (),
 ) -> dict:
     """Synthesise data, train, evaluate and infer with a target bundle (hepatic_vessel) on CPU, then draw a preview.
 
@@ -69,6 +70,8 @@ def run_demo(
         overwrite: start again: retrain (and replace the data if it was made with other settings).
         report: also write the summary as Markdown to this path (e.g. docs/demo.md), atomically.
         overrides: extra bundle config overrides for every step, e.g. ``{"num_slices": 9}``.
+        overlays: config files of the bundle's ``configs/`` added to training after ``cpu_small.json``, e.g.
+            ``flip.json`` (a comma-separated string or a list). Default none.
 
     Returns:
         a summary dict: mean Dice, per-case Dice, inter-slice similarity, output paths, step times.
@@ -88,6 +91,13 @@ def run_demo(
     bundle_path = paths.bundle_dir(bundle, bundle_dir)
     configs = bundle_path / "configs"
     layout = synthetic_layout(bundle_path)
+    extra = [part.strip() for name in ([overlays] if isinstance(overlays, str) else overlays)
+             for part in str(name).split(",") if part.strip()]
+    missing = [name for name in extra if not (configs / name).is_file()]
+    if missing:  # before any work
+        raise FileNotFoundError(f"demo overlays {missing} are not in {configs}; choose from "
+                                f"{sorted(p.name for p in configs.glob('*.json'))}.")
+    train_files = [configs / "train.json", configs / "cpu_small.json", *[configs / name for name in extra]]
     out_dir = Path(out).resolve()
     data_dir, run_dir = out_dir / "data", out_dir / "bundle"
     times: dict[str, float] = {}
@@ -110,9 +120,7 @@ def run_demo(
         common_train = common
     if num_iterations is not None:
         common_train = {**common_train, "num_iterations": int(num_iterations)}
-    times["train"] = _bundle_run(
-        "training", [configs / "train.json", configs / "cpu_small.json"], "2/5 training", **common_train
-    )
+    times["train"] = _bundle_run("training", train_files, "2/5 training", **common_train)
     times["evaluate"] = _bundle_run(
         "evaluating", [configs / "train.json", configs / "evaluate.json", configs / "cpu_small.json"],
         "3/5 evaluating on the held-out cases", **common,
@@ -169,12 +177,12 @@ def run_demo(
     print(f"  predictions: {eval_dir}\n  preview:     {preview}\n  model:       {summary['checkpoint']}")
     print(f"  time (s): {summary['seconds']}; CPU yardstick {summary['cpu_yardstick_s']} s (lower is faster)")
     if report:
-        _write_report(report, summary, num_cases, num_test, seed, shape, view, bundle_path.name)
+        _write_report(report, summary, num_cases, num_test, seed, shape, view, bundle_path.name, extra)
         print(f"  report:      {report}")
     return summary
 
 
-def _write_report(path, summary, num_cases, num_test, seed, shape, view, bundle="hepatic_vessel") -> None:
+def _write_report(path, summary, num_cases, num_test, seed, shape, view, bundle="hepatic_vessel", overlays=()) -> None:
     """The demo's figures as Markdown, with the command and the machine, written atomically."""
     import platform
 
@@ -192,7 +200,7 @@ def _write_report(path, summary, num_cases, num_test, seed, shape, view, bundle=
         "```",
         "",
         f"- data: {num_cases} labelled + {num_test} unlabelled synthetic cases of shape {tuple(shape)}, seed {seed}",
-        f"- bundle: {bundle}, `train.json` + `cpu_small.json`, view {view}",
+        f"- bundle: {bundle}, {' + '.join(f'`{n}`' for n in ['train.json', 'cpu_small.json', *overlays])}, view {view}",
         f"- machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} at the end; CPU yardstick {summary['cpu_yardstick_s']} s before the "
         "first step (`t2d_monai.benchmarks.machine.cpu_yardstick_s`: one fixed convolution workload, lower is faster; "

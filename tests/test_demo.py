@@ -18,7 +18,7 @@ def test_demo_end_to_end(tmp_path):
     summary = run_demo(
         out=str(out), num_cases=6, num_test=1, shape=(48, 40, 20), num_iterations=4,
         overrides={**TINY, "num_test": 2},  # not the split's default count (1 of 6): every step must use it
-        report=str(tmp_path / "docs" / "demo.md"),
+        report=str(tmp_path / "docs" / "demo.md"), overlays="flip.json",
     )
     assert 0.0 <= summary["mean_dice"] <= 1.0 and 0.0 <= summary["threshold_mean_dice"] <= 1.0
     assert len(summary["dice_per_case"]) == 2
@@ -30,6 +30,7 @@ def test_demo_end_to_end(tmp_path):
     report = (tmp_path / "docs" / "demo.md").read_text()
     assert "| **mean** |" in report and "images/demo_preview.png" in report and "best global HU threshold" in report
     assert "| **total** |" in report and "CPU cores" in report
+    assert "`train.json` + `cpu_small.json` + `flip.json`" in report  # the training overlays are stated
     assert summary["cpu_yardstick_s"] > 0 and f"CPU yardstick {summary['cpu_yardstick_s']} s" in report
     assert (tmp_path / "docs" / "images" / "demo_preview.png").is_file()
 
@@ -46,3 +47,9 @@ def test_demo_runs_another_target(tmp_path):
     assert set(summary["threshold_dice_per_case"]) == names
     assert list((out / "bundle" / "eval").glob("*/*/ct_seg.nii.gz"))  # ImageTr/<subject>/ct_seg.nii.gz
     assert (out / "preview.png").is_file()
+
+
+def test_demo_names_an_unknown_overlay_before_any_work(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"\['flips.json'\] are not in .*configs; choose from .*'flip.json'"):
+        run_demo(out=str(tmp_path / "demo"), overlays="flips.json")
+    assert not (tmp_path / "demo").exists()
