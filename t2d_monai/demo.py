@@ -70,8 +70,10 @@ def run_demo(
         overwrite: start again: retrain (and replace the data if it was made with other settings).
         report: also write the summary as Markdown to this path (e.g. docs/demo.md), atomically.
         overrides: extra bundle config overrides for every step, e.g. ``{"num_slices": 9}``.
-        overlays: config files of the bundle's ``configs/`` added to training after ``cpu_small.json``, e.g.
-            ``flip.json`` (a comma-separated string or a list). Default none.
+        overlays: training-only config files of the bundle's ``configs/`` (augmentation or schedule: ``flip.json``,
+            ``augment.json``, ``step_lr.json``), put after ``cpu_small.json`` for the training step only; a comma-
+            separated string or a list. What the evaluation and inference must also see (the network's settings)
+            belongs in ``overrides``. Default none.
 
     Returns:
         a summary dict: mean Dice, per-case Dice, inter-slice similarity, output paths, step times.
