@@ -47,8 +47,8 @@ def run_demo(
     1. ``python -m t2d_monai synth`` writes ``num_cases`` labelled and ``num_test`` unlabelled cases to
        ``<out>/data`` in the bundle's data layout (hepatic_vessel: MSD Task08; see the bundle's
        ``target.json`` ``synthetic_layout``); an existing synthetic set there is reused.
-    2. ``run training`` trains T2DNet (the CPU overlay: resnet18, 6-slice slabs, ESM + SSA, full-resolution
-       decoder) into ``<out>/bundle/models``.
+    2. ``run training`` trains T2DNet (the CPU overlay: resnet18 without layer4, 6-slice slabs, ESM + SSA,
+       full-resolution decoder) into ``<out>/bundle/models``.
     3. ``run evaluating`` (``evaluate.json``) writes per-case and mean Dice and inter-slice similarity
        CSVs on the held-out split to ``<out>/bundle/eval``.
     4. ``run`` (``inference.json``) writes NIfTI predictions of the held-out cases in their input space.

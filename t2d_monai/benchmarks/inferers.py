@@ -56,7 +56,7 @@ def scaled_patch(size: Sequence[int], multiple: int = 8) -> tuple[int, ...]:
 
 def t2dnet_factory(num_slices: int, fusion: str, attention: str | None, backbone: str,
                    decoder: str = "deeplabv3plus", decoder_channels: int = 256,
-                   norm: str = "batch") -> torch.nn.Module:
+                   norm: str = "batch", encoder_depth: int = 5) -> torch.nn.Module:
     """Default network factory: ``t2d_monai.networks.T2DNet`` (imported when called), one output class."""
     try:
         from t2d_monai.networks import T2DNet
@@ -65,7 +65,7 @@ def t2dnet_factory(num_slices: int, fusion: str, attention: str | None, backbone
             "inferer_benchmark needs t2d_monai.networks.T2DNet; pass --network_factory module:function otherwise."
         ) from e
     return T2DNet(num_slices=num_slices, out_channels=1, backbone=backbone, fusion=fusion, attention=attention,
-                  decoder=decoder, decoder_channels=decoder_channels, norm=norm)
+                  decoder=decoder, decoder_channels=decoder_channels, norm=norm, encoder_depth=encoder_depth)
 
 
 def _resolve(factory: Callable | str | None) -> Callable:
@@ -108,6 +108,7 @@ def inferer_benchmark(
     decoder: str = "deeplabv3plus",
     decoder_channels: int = 256,
     norm: str = "batch",
+    encoder_depth: int = 5,
 ) -> list[dict[str, Any]]:
     """Time the four inference schemes on one volume and write ``inferer_benchmark.md``/``.csv`` to ``out_dir``.
 
@@ -131,6 +132,8 @@ def inferer_benchmark(
             256 in ``train.json``, 64 in ``cpu_small.json``); ignored with a ``network_factory``.
         norm: normalisation of the default factory's 2D networks (``batch``, the paper's; ``instance``, the CPU
             overlay's); ignored with a ``network_factory``. The 3D UNet keeps MONAI's default (instance norm).
+        encoder_depth: ResNet stages of the default factory's 2D networks (5, the paper's; 4 without layer4);
+            ignored with a ``network_factory``.
 
     Example (the CPU overlay's networks, those of docs/results.md, at the paper's volume scale)::
 
@@ -157,10 +160,13 @@ def inferer_benchmark(
     label = ""
     if network_factory is None:
         width = int(decoder_channels)
-        factory = functools.partial(t2dnet_factory, decoder=decoder, decoder_channels=width, norm=norm)
+        factory = functools.partial(
+            t2dnet_factory, decoder=decoder, decoder_channels=width, norm=norm, encoder_depth=int(encoder_depth)
+        )
         # the label names only what differs from the paper's networks (width 256, batch norm)
         label = f", {decoder} decoder" + ("" if width == 256 else f" width {width}") \
-            + ("" if norm == "batch" else f", {norm} norm")
+            + ("" if norm == "batch" else f", {norm} norm") \
+            + ("" if int(encoder_depth) == 5 else f", encoder depth {int(encoder_depth)}")
     torch.manual_seed(seed)
     volume = torch.randn(1, 1, *size, device=dev)
     thick = factory(num_slices, "esm", "ssa", backbone).to(dev).eval()

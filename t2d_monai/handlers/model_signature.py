@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ModelSignature", "CheckpointMismatchError"]
+__all__ = ["ModelSignature", "CheckpointMismatchError", "ADDED_FIELDS"]
+
+#: fields added to the bundles' signature after checkpoints were saved without them, with the value that every
+#: such checkpoint was trained with (a checkpoint that does not record the field is read as having that value)
+ADDED_FIELDS: dict[str, object] = {"encoder_depth": 5}
 
 
 class CheckpointMismatchError(ValueError):
@@ -42,10 +46,13 @@ class ModelSignature:
         """Check ``state_dict`` (the checkpoint's signature) against this one.
 
         Raises:
-            CheckpointMismatchError: when a field differs; with ``strict``, also when one is missing.
+            CheckpointMismatchError: when a field differs; with ``strict``, also when one is missing (a field of
+                :data:`ADDED_FIELDS` that the checkpoint does not record counts as its value there).
         """
         problems = []
         for name, wanted in self.fields.items():
+            if name not in state_dict and name in ADDED_FIELDS:
+                state_dict = {**state_dict, name: ADDED_FIELDS[name]}
             if name not in state_dict:
                 if strict:
                     problems.append(f"{name}: the config asks for {wanted!r}, the checkpoint does not record it")

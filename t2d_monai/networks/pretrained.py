@@ -86,7 +86,8 @@ def load_resnet_state_dict(module: nn.Module, path: str | os.PathLike, in_channe
     Load a local torchvision-format ResNet state-dict file (e.g. saved with
     ``torch.save(torchvision.models.resnet50(weights="IMAGENET1K_V1").state_dict(), "resnet50.pth")``)
     into ``module`` (a :class:`~t2d_monai.networks.nets.ResNetEncoder`), adapting the first convolution
-    to ``in_channels``. A file holding ``{"state_dict": ...}`` or ``{"model": ...}`` is also accepted.
+    to ``in_channels`` (and leaving ``layer4`` out for an encoder of ``depth=4``). A file holding
+    ``{"state_dict": ...}`` or ``{"model": ...}`` is also accepted.
 
     Raises:
         FileNotFoundError: when ``path`` does not exist (nothing is downloaded).
@@ -113,6 +114,8 @@ def load_resnet_state_dict(module: nn.Module, path: str | os.PathLike, in_channe
         adapted = adapt_resnet_state_dict(loaded, in_channels)
     except KeyError as e:
         raise ValueError(f"pretrained={path!r}: {e.args[0]}") from e
+    if getattr(module, "depth", 5) == 4:  # an encoder that stops after layer3 has no use for layer4's weights
+        adapted = {k: v for k, v in adapted.items() if not k.startswith("layer4.")}
     expected = module.state_dict()
     optional = {k for k in expected if k.endswith("num_batches_tracked")}
     missing = sorted(set(expected) - set(adapted) - optional)

@@ -168,6 +168,15 @@ def test_signature_mismatch_names_both_settings():
         ModelSignature(view="coronal", num_slices=15).load_state_dict(unet)
 
 
+def test_signature_field_added_later_reads_as_its_old_value():
+    """A checkpoint saved before ``encoder_depth`` was recorded was trained with the full encoder (depth 5)."""
+    old = ModelSignature(view="coronal", num_slices=6).state_dict()
+    ModelSignature(view="coronal", num_slices=6, encoder_depth=5).load_state_dict(old)
+    with pytest.raises(ValueError, match="encoder_depth: the checkpoint was trained with 5, the config asks for 4"):
+        ModelSignature(view="coronal", num_slices=6, encoder_depth=4).load_state_dict(old)
+    assert "encoder_depth" not in old  # the checkpoint's record is not modified
+
+
 def test_ill_arg(tmp_path):
     with pytest.raises(ValueError, match="save_dict"):
         AtomicCheckpointSaver(str(tmp_path), {})

@@ -52,6 +52,10 @@ def test_cpu_recipe_networks(tmp_path):
     rows = inferer_benchmark(out_dir=str(tmp_path), size=(32, 32, 8), num_slices=6, batch_size=2, backbone="resnet18",
                              unet_channels=(4, 8), decoder="unet", decoder_channels=64)
     assert rows[3]["parameters_M"] > small
+    rows = inferer_benchmark(out_dir=str(tmp_path), size=(32, 32, 8), num_slices=6, batch_size=2, backbone="resnet18",
+                             unet_channels=(4, 8), decoder="unet", decoder_channels=16, norm="instance", encoder_depth=4)
+    assert rows[3]["network"].endswith("instance norm, encoder depth 4), stride 1")
+    assert rows[3]["parameters_M"] < small - 8  # resnet18's layer4 holds 8.4 M parameters
 
 
 def test_ill_arg(tmp_path):

@@ -12,6 +12,9 @@ CASES = [
     ({"in_channels": 1, "out_channels": 2, "decoder": "unet", "decoder_channels": 32}, (1, 1, 33, 47)),
     ({"in_channels": 3, "out_channels": 1, "decoder": "unet", "aspp": True, "unet_channels": (8, 4)}, (2, 3, 29, 38)),
     ({"in_channels": 5, "out_channels": 2, "decoder": "unet", "output_stride": 32, "decoder_channels": 16}, (1, 5, 21, 20)),
+    ({"in_channels": 6, "out_channels": 1, "decoder": "unet", "encoder_depth": 4, "decoder_channels": 16},
+     (1, 6, 21, 20)),
+    ({"in_channels": 1, "out_channels": 2, "encoder_depth": 4, "decoder_channels": 32}, (1, 1, 33, 47)),
 ]
 
 
@@ -23,6 +26,7 @@ def test_shape_and_script(kwargs, shape, tmp_path):
         y = net(x)
     assert y.shape == (shape[0], kwargs["out_channels"], shape[2], shape[3])
     assert net.decoder_name == kwargs.get("decoder", "deeplabv3plus")
+    assert net.encoder.depth == kwargs.get("encoder_depth", 5)
     torch.jit.save(torch.jit.script(net), tmp_path / "net.pt")
     with torch.no_grad():
         torch.testing.assert_close(torch.jit.load(tmp_path / "net.pt")(x), y, atol=1e-5, rtol=1e-5)

@@ -60,6 +60,17 @@ def test_load_local_file(tmp_path, in_channels):
     torch.testing.assert_close(enc2.state_dict()["conv1.weight"], loaded["conv1.weight"])
 
 
+def test_load_into_depth_4(tmp_path):
+    """The full torchvision file initialises an encoder without layer4: layer4 is left out, nothing else."""
+    sd = _torchvision_format("resnet18")
+    torch.save(sd, tmp_path / "resnet18.pth")
+    enc = ResNetEncoder(3, "resnet18", depth=4, pretrained=tmp_path / "resnet18.pth")
+    loaded = enc.state_dict()
+    assert not any(k.startswith("layer4.") for k in loaded)
+    torch.testing.assert_close(loaded["layer3.1.conv2.weight"], sd["layer3.1.conv2.weight"])
+    torch.testing.assert_close(loaded["conv1.weight"], sd["conv1.weight"])
+
+
 def test_ill_arg(tmp_path):
     with pytest.raises(FileNotFoundError, match="Nothing is downloaded"):
         ResNetEncoder(1, "resnet18", pretrained=str(tmp_path / "missing.pth"))

@@ -29,6 +29,26 @@ def test_shapes(backbone, stride, channels):
     torch.testing.assert_close(enc.forward_f2(enc.forward_f1(x)), enc(x)[1])
 
 
+@pytest.mark.parametrize(
+    "backbone,stride,f2_channels", [("resnet18", 16, 256), ("resnet18", 8, 256), ("resnet50", 16, 1024)]
+)
+def test_depth_4_stops_after_layer3(backbone, stride, f2_channels):
+    full, short = ResNetEncoder(2, backbone, stride), ResNetEncoder(2, backbone, stride, depth=4)
+    assert short.depth == 4 and short.f2_channels == f2_channels and short.f1_channels == full.f1_channels
+    assert not any(k.startswith("layer4.") for k in short.state_dict())
+    # every other parameter is the full encoder's, by name and shape
+    assert {k: v.shape for k, v in short.state_dict().items()} == {
+        k: v.shape for k, v in full.state_dict().items() if not k.startswith("layer4.")
+    }
+    short.load_state_dict({k: v for k, v in full.state_dict().items() if not k.startswith("layer4.")})
+    x = torch.randn(1, 2, 33, 47)
+    low, high = short.eval()(x)
+    assert high.shape == (1, f2_channels, math.ceil(33 / stride), math.ceil(47 / stride))
+    with torch.no_grad():  # f2 at depth 4 is the full encoder's layer3 output
+        torch.testing.assert_close(high, full.eval().layer3(full.layer2(full.forward_f1(x))))
+    torch.testing.assert_close(low, full.forward_f1(x))
+
+
 def test_resnet50_dilation_and_names():
     enc = ResNetEncoder(3, "resnet50", 8)
     assert (enc.f1_channels, enc.f2_channels) == (256, 2048)
@@ -60,3 +80,7 @@ def test_ill_arg():
         ResNetEncoder(1, "resnet18", output_stride=4)
     with pytest.raises(ValueError, match="in_channels"):
         ResNetEncoder(0, "resnet18")
+    with pytest.raises(ValueError, match="output stride 32 needs depth=5"):
+        ResNetEncoder(1, "resnet18", output_stride=32, depth=4)
+    with pytest.raises(ValueError, match="depth"):
+        ResNetEncoder(1, "resnet18", depth=3)

@@ -198,6 +198,24 @@ def test_onnx(fusion, attention, decoder, tmp_path, onnx_matches_eager):
     onnx_matches_eager(_net(6, fusion, attention, decoder=decoder), torch.randn(1, 6, *HW), tmp_path)
 
 
+@pytest.mark.parametrize("fusion,attention", [("early", None), ("esm", "ssa")])
+@pytest.mark.parametrize("decoder", DECODERS)
+def test_encoder_depth_4(fusion, attention, decoder, tmp_path):
+    """Without layer4: the same contracts (shapes, cache, TorchScript), f2 at half the channels."""
+    net = _net(6, fusion, attention, decoder=decoder, encoder_depth=4).eval()
+    assert net.encoder.depth == 4 and net.encoder.f2_channels == 256
+    assert not any(".layer4." in k for k in net.state_dict())
+    x = torch.randn(1, 6, *HW)
+    with torch.no_grad():
+        y = net(x)
+        assert y.shape == (1, 12, *HW)
+        if net.supports_group_cache:
+            torch.testing.assert_close(net.decode(_encode(net, x), list(HW)), y, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(torch.jit.script(net)(x), y, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="needs depth=5"):
+        T2DNet(6, output_stride=32, encoder_depth=4, **SMALL)
+
+
 def test_paper_default_resnet50():
     net = T2DNet(15).eval()  # resnet50, group_size 3, ESM + SSA
     assert net.group_starts == [0, 3, 6, 9, 12] and net.attention == "ssa"

@@ -42,10 +42,12 @@ class DeepLabV3Plus(nn.Module):
         decoder: ``"deeplabv3plus"`` or ``"unet"``. Defaults to ``"deeplabv3plus"``.
         unet_channels: widths of the ``"unet"`` decoder's stride-2 and stride-1 stages; None:
             ``(decoder_channels // 2, decoder_channels // 4)``. Ignored by ``"deeplabv3plus"``. Defaults to None.
+        encoder_depth: ResNet stages used, 5 (the full ResNet) or 4 (without ``layer4``; output stride 8 or
+            16), see :class:`ResNetEncoder`. Defaults to 5.
 
     Raises:
-        ValueError: bad ``in_channels``, ``out_channels``, ``backbone``, ``output_stride``, ``decoder`` (the
-            message lists the options) or ``unet_channels``.
+        ValueError: bad ``in_channels``, ``out_channels``, ``backbone``, ``output_stride``, ``encoder_depth``,
+            ``decoder`` (the message lists the options) or ``unet_channels``.
 
     Example::
 
@@ -71,6 +73,7 @@ class DeepLabV3Plus(nn.Module):
         pretrained: str | os.PathLike | None = None,
         decoder: str = "deeplabv3plus",
         unet_channels: Sequence[int] | None = None,
+        encoder_depth: int = 5,
     ) -> None:
         super().__init__()
         if not isinstance(out_channels, int) or out_channels < 1:
@@ -78,7 +81,7 @@ class DeepLabV3Plus(nn.Module):
         self.decoder_name = look_up_option(decoder, DECODERS)
         #: True for decoder="unet" (logits decoded at the input size)
         self.full_resolution = self.decoder_name == "unet"
-        self.encoder = ResNetEncoder(in_channels, backbone, output_stride, norm, pretrained)
+        self.encoder = ResNetEncoder(in_channels, backbone, output_stride, norm, pretrained, encoder_depth)
         self.decoder = make_decoder(
             self.decoder_name,
             (self.encoder.stem_channels, self.encoder.f1_channels),

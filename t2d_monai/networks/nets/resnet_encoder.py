@@ -1,4 +1,4 @@
-"""Dilated ResNet encoder (resnet18/34/50/101) split into f1 (stem + layer1) and f2 (layer2-4)."""
+"""Dilated ResNet encoder (resnet18/34/50/101) split into f1 (stem + layer1) and f2 (layer2-4, or layer2-3)."""
 
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ RESNET_BACKBONES: dict[str, dict[str, Any]] = {
     "resnet101": {"block": "bottleneck", "layers": (3, 4, 23, 3)},
 }
 
-#: output stride -> which of layer2/3/4 replace their stride by dilation (as torchvision/DeepLab)
-_DILATE: dict[int, tuple[bool, bool, bool]] = {
-    32: (False, False, False),
-    16: (False, False, True),
-    8: (False, True, True),
+#: encoder depth -> output stride -> which of layer2/3/4 replace their stride by dilation (as torchvision/DeepLab);
+#: depth 4 ends with layer3 (plain stride 16)
+_DILATE: dict[int, dict[int, tuple[bool, ...]]] = {
+    5: {32: (False, False, False), 16: (False, False, True), 8: (False, True, True)},
+    4: {16: (False, False), 8: (False, True)},
 }
 
 
@@ -113,8 +113,12 @@ class ResNetEncoder(nn.Module):
 
     ``output_stride`` 16 replaces the stride of ``layer4`` by dilation 2, 8 those of ``layer3`` and
     ``layer4`` by dilations 2 and 4 (torchvision's ``replace_stride_with_dilation``); 32 is the plain ResNet.
+    ``depth=4`` stops after ``layer3`` (smp's ``encoder_depth``): f2 has half the channels
+    (``256 * expansion``), the plain stride is 16 (8 dilates ``layer3``), and ``layer4`` (three quarters of
+    resnet18's parameters) is an ``nn.Identity`` without parameters.
     Parameter names equal torchvision's (``conv1``, ``bn1``, ``layer1.0.conv1``, ...), so a torchvision
-    ``resnet*`` state dict loads with only the classifier dropped and the first conv adapted.
+    ``resnet*`` state dict loads with only the classifier (and, at ``depth=4``, ``layer4``) dropped and the
+    first conv adapted.
 
     Args:
         in_channels: input channels (slices). Defaults to 3.
@@ -124,10 +128,11 @@ class ResNetEncoder(nn.Module):
             ``("group", {"num_groups": 16})``. Defaults to ``"batch"``.
         pretrained: path of a local torchvision-format ResNet state-dict file (ImageNet weights), or None.
             Nothing is downloaded. Defaults to None.
+        depth: stages used, 5 (stem, layer1-4: the full ResNet) or 4 (stem, layer1-3). Defaults to 5.
 
     Raises:
-        ValueError: unknown ``backbone``/``output_stride``, ``in_channels < 1``, a pretrained file that
-            does not match the backbone.
+        ValueError: unknown ``backbone``/``output_stride``/``depth``, ``in_channels < 1``, ``output_stride``
+            32 with ``depth=4``, a pretrained file that does not match the backbone.
         FileNotFoundError: ``pretrained`` names a missing file.
 
     Example::
@@ -145,15 +150,25 @@ class ResNetEncoder(nn.Module):
         output_stride: int = 16,
         norm: str | tuple = "batch",
         pretrained: str | os.PathLike | None = None,
+        depth: int = 5,
     ) -> None:
         super().__init__()
         if not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels must be an int >= 1, got {in_channels!r}.")
         spec = copy.deepcopy(look_up_option(backbone, RESNET_BACKBONES))
-        dilate = look_up_option(output_stride, _DILATE)
+        if depth not in _DILATE:
+            raise ValueError(f"depth must be 5 (the full ResNet) or 4 (without layer4), got {depth!r}.")
+        strides = _DILATE[depth]
+        if output_stride not in strides:
+            raise ValueError(
+                f"output_stride={output_stride!r} is not possible with depth={depth}: use one of {sorted(strides)}"
+                + (" (depth 4 ends with layer3, at stride 16; output stride 32 needs depth=5)." if depth == 4 else ".")
+            )
+        dilate = strides[output_stride]
         self.backbone = backbone
         self.in_channels = in_channels
         self.output_stride = output_stride
+        self.depth = depth
         block: type[BasicBlock] | type[Bottleneck] = BasicBlock if spec["block"] == "basic" else Bottleneck
         self._norm = norm
         self._inplanes = 64
@@ -166,12 +181,14 @@ class ResNetEncoder(nn.Module):
         self.layer1 = self._make_layer(block, 64, layers[0])
         self.layer2 = self._make_layer(block, 128, layers[1], stride=2, dilate=dilate[0])
         self.layer3 = self._make_layer(block, 256, layers[2], stride=2, dilate=dilate[1])
-        self.layer4 = self._make_layer(block, 512, layers[3], stride=2, dilate=dilate[2])
+        self.layer4 = (
+            self._make_layer(block, 512, layers[3], stride=2, dilate=dilate[2]) if depth == 5 else nn.Identity()
+        )
         #: channels of the stem output (stride 2), of the f1 output (low-level feature, stride 4) and of the
         #: f2 output (high-level feature)
         self.stem_channels: int = 64
         self.f1_channels: int = 64 * block.expansion
-        self.f2_channels: int = 512 * block.expansion
+        self.f2_channels: int = (512 if depth == 5 else 256) * block.expansion
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -220,7 +237,8 @@ class ResNetEncoder(nn.Module):
         return [stem, self.layer1(self.maxpool(stem))]
 
     def forward_f2(self, x: torch.Tensor) -> torch.Tensor:
-        """f2 = layer2-4: ``(N, f1_channels, h, w) -> (N, f2_channels, h', w')`` (overall stride ``output_stride``)."""
+        """f2 = layer2-4 (``depth=4``: layer2-3): ``(N, f1_channels, h, w) -> (N, f2_channels, h', w')`` (overall
+        stride ``output_stride``)."""
         return self.layer4(self.layer3(self.layer2(x)))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

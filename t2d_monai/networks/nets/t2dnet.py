@@ -90,12 +90,15 @@ class T2DNet(nn.Module):
             2 * num_slices * out_channels))``, so U has at least two channels per predicted map. The ``"unet"``
             decoder's stride-1 stage also sees the window's slices themselves (a skip at full resolution). Ignored
             by ``"deeplabv3plus"``. Defaults to None.
+        encoder_depth: ResNet stages used, 5 (the full ResNet, the paper's) or 4 (without ``layer4``: a quarter
+            of resnet18's parameters, output stride 8 or 16), see :class:`ResNetEncoder`. Defaults to 5.
         in_slices: deprecated name of ``num_slices`` (removed in 0.2.0).
 
     Raises:
         ValueError: ``num_slices``, ``out_channels`` or ``group_size`` not an int >= 1; unknown ``backbone``,
-            ``fusion``, ``attention``, ``decoder`` (the message lists the allowed values); ``attention`` with
-            ``fusion="early"``; ``unet_channels`` not two ints >= 1.
+            ``fusion``, ``attention``, ``decoder``, ``encoder_depth`` (the message lists the allowed values);
+            an ``output_stride`` the ``encoder_depth`` cannot give; ``attention`` with ``fusion="early"``;
+            ``unet_channels`` not two ints >= 1.
 
     Example::
 
@@ -133,6 +136,7 @@ class T2DNet(nn.Module):
         pretrained: str | os.PathLike | None = None,
         decoder: str = "deeplabv3plus",
         unet_channels: Sequence[int] | None = None,
+        encoder_depth: int = 5,
         in_slices: int | None = None,
     ) -> None:
         super().__init__()
@@ -172,7 +176,7 @@ class T2DNet(nn.Module):
             # early fusion: the whole window is one group (the attributes stay meaningful for inferers)
             self.group_size = num_slices
             self.group_starts = [0]
-        self.encoder = ResNetEncoder(self.group_size, backbone, output_stride, norm, pretrained)
+        self.encoder = ResNetEncoder(self.group_size, backbone, output_stride, norm, pretrained, encoder_depth)
         c0, c1 = self.encoder.stem_channels, self.encoder.f1_channels
         groups = len(self.group_starts) if fusion == "esm" else 0
         self.compress = _compression(groups, c1, norm)
