@@ -135,10 +135,12 @@ def inferer_benchmark(
         encoder_depth: ResNet stages of the default factory's 2D networks (5, the paper's; 4 without layer4);
             ignored with a ``network_factory``.
 
-    Example (the CPU overlay's networks, those of docs/results.md, at the paper's volume scale)::
+    Example (the CPU overlay's networks at the paper's volume scale; without ``--encoder_depth 4``, those of
+    docs/results.md, made before the overlay dropped layer4)::
 
-        python -m t2d_monai inferer_benchmark --out_dir docs/experiments/inferer_cpu_recipe --backbone resnet18 \
-            --num_slices 6 --decoder unet --decoder_channels 64 --norm instance --unet_channels 16,32,64,128,256
+        python -m t2d_monai inferer_benchmark --out_dir docs/experiments/inferer_cpu_recipe_depth4 --backbone resnet18 \
+            --num_slices 6 --decoder unet --decoder_channels 64 --norm instance --unet_channels 16,32,64,128,256 \
+            --encoder_depth 4
 
     Returns:
         the result rows (also written as CSV).
