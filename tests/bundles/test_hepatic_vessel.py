@@ -104,7 +104,7 @@ def test_train_writes_signed_checkpoints(trained):
     model = torch.load(trained / "models" / "model.pt", weights_only=True)
     assert model["signature"] == {
         "view": "coronal", "num_slices": 6, "group_size": 3, "backbone": "resnet18", "fusion": "esm", "attention": "ssa",
-        "decoder_channels": 64, "decoder": "unet", "norm": "instance",  # the CPU overlay's recipe
+        "decoder_channels": 64, "decoder": "unet", "norm": "instance", "encoder_depth": 4,  # the CPU overlay's recipe
     }
     state = torch.load(trained / "models" / "checkpoint.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 4 and state["trainer"]["epoch_length"] == 2
@@ -205,10 +205,8 @@ def _write_view_checkpoint(root: Path, view: str, num_slices: int = 6) -> None:
     parser.read_config([str(CONFIGS / "inference.json"), str(CONFIGS / "cpu_small.json")])
     parser.update({**TINY, "num_slices": num_slices, "view": view})
     net = parser.get_parsed_content("network_def")
-    fields = {
-        "view": view, "num_slices": num_slices, "group_size": 3, "backbone": "resnet18", "fusion": "esm", "attention": "ssa",
-        "decoder_channels": 64, "decoder": "unet", "norm": "instance",
-    }
+    fields = parser.get_parsed_content("signature").state_dict()  # the config's own signature: what training saves
+    assert fields["view"] == view and fields["num_slices"] == num_slices
     from t2d_monai.bundle import checkpoint_filename
 
     torch.save({"signature": fields, "model": net.state_dict()}, root / "models" / checkpoint_filename(view))
