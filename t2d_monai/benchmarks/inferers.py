@@ -161,14 +161,12 @@ def inferer_benchmark(
     factory = _resolve(network_factory)
     label = ""
     if network_factory is None:
-        width = int(decoder_channels)
-        factory = functools.partial(
-            t2dnet_factory, decoder=decoder, decoder_channels=width, norm=norm, encoder_depth=int(encoder_depth)
-        )
-        # the label names only what differs from the paper's networks (width 256, batch norm)
-        label = f", {decoder} decoder" + ("" if width == 256 else f" width {width}") \
-            + ("" if norm == "batch" else f", {norm} norm") \
-            + ("" if int(encoder_depth) == 5 else f", encoder depth {int(encoder_depth)}")
+        width, depth = int(decoder_channels), int(encoder_depth)
+        factory = functools.partial(t2dnet_factory, decoder=decoder, decoder_channels=width, norm=norm,
+                                    encoder_depth=depth)
+        # the label names only what differs from the paper's networks (width 256, batch norm, the full encoder)
+        label = (f", {decoder} decoder" + ("" if width == 256 else f" width {width}")
+                 + ("" if norm == "batch" else f", {norm} norm") + ("" if depth == 5 else f", encoder depth {depth}"))
     torch.manual_seed(seed)
     volume = torch.randn(1, 1, *size, device=dev)
     thick = factory(num_slices, "esm", "ssa", backbone).to(dev).eval()

@@ -114,9 +114,9 @@ def load_resnet_state_dict(module: nn.Module, path: str | os.PathLike, in_channe
         adapted = adapt_resnet_state_dict(loaded, in_channels)
     except KeyError as e:
         raise ValueError(f"pretrained={path!r}: {e.args[0]}") from e
-    if getattr(module, "depth", 5) == 4:  # an encoder that stops after layer3 has no use for layer4's weights
-        adapted = {k: v for k, v in adapted.items() if not k.startswith("layer4.")}
     expected = module.state_dict()
+    if not any(k.startswith("layer4.") for k in expected):  # an encoder that stops after layer3 (``depth=4``)
+        adapted = {k: v for k, v in adapted.items() if not k.startswith("layer4.")}
     optional = {k for k in expected if k.endswith("num_batches_tracked")}
     missing = sorted(set(expected) - set(adapted) - optional)
     unexpected = sorted(set(adapted) - set(expected))
