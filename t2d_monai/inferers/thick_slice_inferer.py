@@ -30,24 +30,47 @@ ACTIVATIONS = ("auto", "sigmoid", "softmax", "none")
 WEIGHTINGS = ("uniform", "gaussian")
 
 
-def slab_weights(num_slices: int, weighting: str = "uniform", sigma_scale: float = 0.125) -> torch.Tensor:
+def slab_weights(
+    num_slices: int, weighting: str | Sequence[float] = "uniform", sigma_scale: float = 0.125
+) -> torch.Tensor:
     """Weight of each position of a ``num_slices``-slice window in the average over windows: ``(num_slices,)``.
 
     - ``"uniform"``: all ones (the paper's plain average);
     - ``"gaussian"``: MONAI's 1D importance map (:func:`monai.data.utils.compute_importance_map`, as
       ``SlidingWindowInferer(mode="gaussian")`` uses per axis): ``exp(-x**2 / (2 * sigma**2))`` at
       ``x = j - (num_slices - 1) / 2``, ``sigma = sigma_scale * num_slices``, clamped to at least ``1e-3``, so
-      the weights are symmetric, strictly positive and largest at the centre (1 for odd ``num_slices``).
+      the weights are symmetric, strictly positive and largest at the centre (1 for odd ``num_slices``);
+    - a sequence of ``num_slices`` positive numbers: those weights, position ``j`` first to last (e.g. to
+      measure what each position of the window predicts).
+
+    Raises:
+        ValueError: an unknown name, or a sequence that is not ``num_slices`` positive finite numbers.
 
     Example::
 
         >>> slab_weights(5, "gaussian", 0.25)
         tensor([0.2780, 0.7261, 1.0000, 0.7261, 0.2780])
     """
+    if not isinstance(weighting, str):
+        return torch.as_tensor(_position_weights(weighting, num_slices), dtype=torch.float32)
     weighting = look_up_option(weighting, WEIGHTINGS)
     if weighting == "uniform":
         return torch.ones(num_slices)
     return compute_importance_map((int(num_slices),), mode="gaussian", sigma_scale=float(sigma_scale), device="cpu")
+
+
+def _position_weights(weights: Any, num_slices: int) -> tuple[float, ...]:
+    """``weights`` as ``num_slices`` positive finite floats, or a ValueError that says what is expected."""
+    values = tuple(weights) if isinstance(weights, Sequence) else ()
+    ok = len(values) == num_slices and all(
+        isinstance(w, (int, float)) and not isinstance(w, bool) and 0 < w < float("inf") for w in values
+    )
+    if not ok:
+        raise ValueError(
+            f"weighting must be 'uniform', 'gaussian' or {num_slices} positive numbers (one per window position), "
+            f"got {weights!r}."
+        )
+    return tuple(float(w) for w in values)
 
 
 class ThickSliceInferer(Inferer):
@@ -73,7 +96,11 @@ class ThickSliceInferer(Inferer):
       ``SlidingWindowInferer(mode="gaussian")``), and the sum is divided by the slice's summed weights,
       so a slice covered by one window keeps that window's value. Predictions near a window's ends,
       which see context on one side only, count less. ``"uniform"`` (default, the paper's) weights all
-      positions equally.
+      positions equally;
+    - ``pad_ends=True`` pads ``num_slices - 1`` more slices (``pad_mode``) at each end of the volume, so that its
+      first and last slices are also seen at every window position, not only at a window's end position (with
+      ``weighting="gaussian"`` a weight of about 0.004 at k = 6, and, for a network trained without loss on its
+      end slices, :class:`~t2d_monai.losses.SlabLoss` ``margin``, the only prediction they would get);
 
     With ``inplane_min_size`` and/or ``inplane_divisor`` the slices are padded (symmetrically, zeros) so H and
     W become at least ``inplane_min_size`` and then multiples of ``inplane_divisor``, and the output is
@@ -111,9 +138,12 @@ class ThickSliceInferer(Inferer):
             no padding.
         activation: ``"auto"`` (default), ``"sigmoid"``, ``"softmax"`` or ``"none"`` (average the logits).
         pad_mode: padding along the slices for ``D < num_slices``: ``"edge"`` (default) or ``"constant"``.
-        weighting: ``"uniform"`` (default) or ``"gaussian"``: weight of a window's slices by position.
+        weighting: ``"uniform"`` (default), ``"gaussian"``, or ``num_slices`` positive weights (first position
+            first): weight of a window's slices by position (:func:`slab_weights`).
         sigma_scale: the Gaussian's sigma as a fraction of ``num_slices`` (``weighting="gaussian"`` only);
             default 0.125, MONAI's.
+        pad_ends: pad ``num_slices - 1`` slices at each end of the volume so its end slices are seen at every
+            window position. Defaults to False (the paper's: a volume is padded only when ``D < num_slices``).
 
     Raises:
         ValueError: for a bad argument; at call time when ``inputs`` is not ``(N, 1, H, W, D)``, the
@@ -142,9 +172,10 @@ class ThickSliceInferer(Inferer):
         inplane_divisor: int | Sequence[int] | None = None,
         activation: str = "auto",
         pad_mode: str = "edge",
-        weighting: str = "uniform",
+        weighting: str | Sequence[float] = "uniform",
         sigma_scale: float = 0.125,
         inplane_min_size: int | Sequence[int] | None = None,
+        pad_ends: bool = False,
     ) -> None:
         super().__init__()
         for name, value in (("num_slices", num_slices), ("stride", stride), ("batch_size", batch_size)):
@@ -171,10 +202,16 @@ class ThickSliceInferer(Inferer):
         self.inplane_min_size: tuple[int, int] = (int(min_size[0]), int(min_size[1]))
         self.activation = look_up_option(activation, ACTIVATIONS)
         self.pad_mode = look_up_option(pad_mode, SLICE_PAD_MODES)
-        self.weighting = look_up_option(weighting, WEIGHTINGS)
+        self.weighting: str | tuple[float, ...] = (
+            look_up_option(weighting, WEIGHTINGS) if isinstance(weighting, str)
+            else _position_weights(weighting, self.num_slices)
+        )
         if isinstance(sigma_scale, bool) or not isinstance(sigma_scale, (int, float)) or not 0 < sigma_scale < float("inf"):
             raise ValueError(f"sigma_scale must be a positive number, got {sigma_scale!r}.")
         self.sigma_scale = float(sigma_scale)
+        if not isinstance(pad_ends, bool):
+            raise ValueError(f"pad_ends must be True or False, got {pad_ends!r}.")
+        self.pad_ends = pad_ends
 
     def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Infer ``(N, out_channels, H, W, D)`` from ``inputs`` ``(N, 1, H, W, D)``.
@@ -199,6 +236,8 @@ class ThickSliceInferer(Inferer):
 
         n, _, height, width, depth = x.shape
         before, after = slice_padding(depth, self.num_slices)
+        if self.pad_ends:
+            before, after = before + self.num_slices - 1, after + self.num_slices - 1
         inplane = [(p // 2, p - p // 2) for p in self._inplane_padding(height, width)]
         with torch.no_grad():
             x = pad_slices(x, before, after, self.pad_mode)

@@ -29,25 +29,42 @@ class SlabLoss(_Loss):
     Dice values and give slices without any vessel the weight of slices full of them. This wrapper
     regroups prediction and target into ``(N, C, k, H, W)`` first; ``loss`` then sees one 3D block per slab.
 
+    With ``margin > 0`` the ``margin`` slices at each end of the slab are left out of the loss (an extension of
+    the paper, which supervises every slice): an end slice sees its context on one side only, and with
+    :class:`~t2d_monai.inferers.ThickSliceInferer`'s ``weighting="gaussian"`` it counts for almost nothing at
+    inference, so training spends the network on the slices inference uses. The margin is capped at
+    ``(k - 1) // 2``, so at least one slice (the centre) stays: a one-slice network is unaffected.
+
     Args:
         loss: the wrapped loss, e.g. ``monai.losses.DiceLoss(sigmoid=True)`` or ``DiceCELoss(sigmoid=True)``.
         num_classes: ``C``, the classes predicted per slice (1 for one sigmoid channel).
+        margin: slices at each end of the slab without loss. Defaults to 0 (every slice, the paper's).
 
     Raises:
-        ValueError: when ``num_classes < 1``, or an input's channels are not a multiple of it.
+        ValueError: when ``num_classes < 1`` or ``margin`` is not an int >= 0, or an input's channels are not a
+            multiple of ``num_classes``.
     """
 
-    def __init__(self, loss: torch.nn.Module, num_classes: int = 1) -> None:
+    def __init__(self, loss: torch.nn.Module, num_classes: int = 1, margin: int = 0) -> None:
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+        if isinstance(margin, bool) or not isinstance(margin, int) or margin < 0:
+            raise ValueError(f"margin must be an int >= 0 (slices at each end without loss), got {margin!r}.")
         self.loss = loss
         self.num_classes = num_classes
+        self.margin = margin
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002 (loss API)
         """``input``: logits ``(N, k * C, H, W)``; ``target``: ``(N, k, H, W)`` class indices or ``(N, k * C, H, W)``."""
         target_classes = self.num_classes if target.shape[1] == input.shape[1] else 1
-        return self.loss(to_slab(input, self.num_classes), to_slab(target, target_classes, "target"))
+        pred, true = to_slab(input, self.num_classes), to_slab(target, target_classes, "target")
+        if pred.shape[2] != true.shape[2]:
+            raise ValueError(f"input has {pred.shape[2]} slices, target {true.shape[2]}; they must match.")
+        margin = min(self.margin, (pred.shape[2] - 1) // 2)
+        if margin:
+            pred, true = pred[:, :, margin:-margin], true[:, :, margin:-margin]
+        return self.loss(pred, true)
 
 
 class SlabDiceLoss(SlabLoss):

@@ -285,19 +285,22 @@ def test_gaussian_weighting_matches_naive_weighted_loop(stand_in_esm, num_slices
             assert not torch.allclose(out, uniform, atol=1e-4)
 
 
+class WindowStart(torch.nn.Module):
+    """Stand-in network for stride-1 windows run in order: every output value is the window's start slice."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):  # (B, k, H, W) windows in order -> every value = the window's start
+        out = torch.arange(self.calls, self.calls + x.shape[0], dtype=x.dtype).reshape(-1, 1, 1, 1)
+        self.calls += x.shape[0]
+        return out.expand_as(x).clone()
+
+
 def test_gaussian_weighting_favours_the_window_centre():
     """activation="none" and an identity network whose output marks the window: each slice's value is the
     weighted mean of the starts of the windows that cover it, pulled towards the window centred on it."""
-
-    class WindowStart(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.calls = 0
-
-        def forward(self, x):  # (B, 5, H, W) windows in order -> every value = the window's start
-            out = torch.arange(self.calls, self.calls + x.shape[0], dtype=x.dtype).reshape(-1, 1, 1, 1)
-            self.calls += x.shape[0]
-            return out.expand_as(x).clone()
 
     x = torch.zeros(1, 1, 2, 2, 13)
     out = ThickSliceInferer(5, activation="none", weighting="gaussian")(x, WindowStart())[0, 0, 0, 0]
@@ -308,3 +311,58 @@ def test_gaussian_weighting_favours_the_window_centre():
     inner = slice(2, 11)
     assert bool(((out - centred)[inner].abs() <= (plain - centred)[inner].abs() + 1e-6).all())
     assert abs(out[2] - centred[2]) < abs(plain[2] - centred[2]) - 0.5  # slice 2: windows 0-2, uniform mean 1
+
+
+def test_position_weights_given_as_numbers(stand_in_esm):
+    """A sequence of weights is used as given: the same as "gaussian" when it is the Gaussian's weights, and an
+    almost one-hot sequence gives each slice (away from the volume's ends) its value at that window position."""
+    torch.manual_seed(5)
+    net = stand_in_esm(5)
+    x = torch.rand(1, 1, 6, 7, 11)
+    gauss = slab_weights(5, "gaussian")
+    torch.testing.assert_close(ThickSliceInferer(5, weighting=gauss.tolist())(x, net),
+                               ThickSliceInferer(5, weighting="gaussian")(x, net))
+    out = ThickSliceInferer(5, activation="none", weighting=[1e-9, 1e-9, 1.0, 1e-9, 1e-9])(x, WindowStart())
+    # WindowStart predicts, for every slice, the start of its window: position 2 means start = slice - 2
+    torch.testing.assert_close(out[0, 0, 0, 0, 2:-2], torch.arange(0.0, 7.0), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("weights", [[1, 1, 1], [1, 1, 0, 1, 1], [1, 1, -1, 1, 1], [1, 1, float("inf"), 1, 1],
+                                     [1, 1, True, 1, 1]])
+def test_position_weights_must_be_positive_and_one_per_position(weights):
+    with pytest.raises(ValueError, match="weighting must be"):
+        ThickSliceInferer(5, weighting=weights)
+    with pytest.raises(ValueError, match="5 positive numbers"):
+        slab_weights(5, weights)
+
+
+def test_pad_ends_sees_the_end_slices_at_every_window_position():
+    """With pad_ends every slice, the first and last included, is held by a window at every position: weights
+    (almost) one-hot at position 2 give slice s the window that starts 2 slices before it (in padded order)."""
+    depth, k = 11, 5
+    x = torch.zeros(1, 1, 2, 2, depth)
+    centre = [1e-9, 1e-9, 1.0, 1e-9, 1e-9]
+    padded = ThickSliceInferer(k, activation="none", weighting=centre, pad_ends=True)(x, WindowStart())[0, 0, 0, 0]
+    # padded slice s + (k - 1) sits at position 2 of the window starting at s + k - 3, the (s + k - 3)-th window
+    torch.testing.assert_close(padded, torch.arange(depth, dtype=torch.float32) + k - 3, atol=1e-6, rtol=0)
+    plain = ThickSliceInferer(k, activation="none", weighting=centre)(x, WindowStart())[0, 0, 0, 0]
+    assert plain[0] == 0.0  # without padding the first slice only ever sits at position 0 of window 0
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_pad_ends_changes_only_the_slices_near_the_ends(stand_in_esm, cache):
+    torch.manual_seed(6)
+    net = stand_in_esm(5)
+    x = torch.rand(1, 1, 6, 7, 16)
+    plain = ThickSliceInferer(5, cache_f1=cache)(x, net)
+    padded = ThickSliceInferer(5, cache_f1=cache, pad_ends=True)(x, net)
+    assert padded.shape == plain.shape
+    # slices 4..11 are held by the same five windows either way; slice 0 gets four more (of padded context)
+    torch.testing.assert_close(padded[..., 4:12], plain[..., 4:12])
+    assert not torch.allclose(padded[..., 0], plain[..., 0])
+    torch.testing.assert_close(padded, ThickSliceInferer(5, cache_f1=not cache, pad_ends=True)(x, net))
+
+
+def test_pad_ends_must_be_a_bool():
+    with pytest.raises(ValueError, match="pad_ends must be True or False"):
+        ThickSliceInferer(5, pad_ends="true")

@@ -62,3 +62,39 @@ def test_slab_loss_wraps_any_loss_as_one_3d_block():
     torch.testing.assert_close(wrapped, expected)
     with pytest.raises(ValueError, match="num_classes"):
         SlabLoss(DiceLoss(), num_classes=0)
+
+
+def test_margin_leaves_the_end_slices_out():
+    torch.manual_seed(3)
+    logits = torch.randn(2, 6, 5, 4, requires_grad=True)
+    target = (torch.rand(2, 6, 5, 4) > 0.7).float()
+    loss = SlabLoss(DiceCELoss(sigmoid=True), margin=1)
+    expected = SlabLoss(DiceCELoss(sigmoid=True))(logits[:, 1:5], target[:, 1:5])
+    value = loss(logits, target)
+    torch.testing.assert_close(value, expected)
+    value.backward()
+    assert logits.grad[:, [0, 5]].abs().sum() == 0 and logits.grad[:, 1:5].abs().sum() > 0
+    # the end slices' predictions do not change the loss; an inner slice's do
+    changed = logits.detach().clone()
+    changed[:, 0] += 5.0
+    torch.testing.assert_close(loss(changed, target), value.detach())
+    changed[:, 2] += 5.0
+    assert not torch.allclose(loss(changed, target), value.detach())
+
+
+def test_margin_is_capped_so_the_centre_slice_stays():
+    torch.manual_seed(4)
+    one = torch.randn(1, 1, 4, 4)
+    target = (torch.rand(1, 1, 4, 4) > 0.5).float()
+    torch.testing.assert_close(SlabLoss(DiceLoss(sigmoid=True), margin=2)(one, target),
+                               SlabLoss(DiceLoss(sigmoid=True))(one, target))
+    three = torch.randn(1, 3, 4, 4)
+    target3 = (torch.rand(1, 3, 4, 4) > 0.5).float()
+    torch.testing.assert_close(SlabLoss(DiceLoss(sigmoid=True), margin=5)(three, target3),
+                               SlabLoss(DiceLoss(sigmoid=True))(three[:, 1:2], target3[:, 1:2]))
+
+
+@pytest.mark.parametrize("margin", [-1, 1.5, True])
+def test_margin_must_be_a_non_negative_int(margin):
+    with pytest.raises(ValueError, match="margin must be an int >= 0"):
+        SlabLoss(DiceLoss(sigmoid=True), margin=margin)
