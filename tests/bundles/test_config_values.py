@@ -12,7 +12,7 @@ import pytest
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel" / "configs"
 #: top-level ids both standalone configs define; they must agree
 SHARED_IDS = ("view", "num_slices", "group_size", "stride", "backbone", "output_stride", "decoder_channels",
-              "fusion", "attention", "decoder", "norm", "weighting", "hu_window", "infer_batch_size", "dataset_dir",
+              "fusion", "attention", "decoder", "norm", "weighting", "pad_ends", "hu_window", "infer_batch_size", "dataset_dir",
               "ckpt_dir", "ckpt_file",
               "signature", "device", "amp")
 
@@ -69,3 +69,23 @@ def test_the_last_epoch_is_validated(overlay):
         f"{overlay or 'train.json'}: {epochs} epochs with val_interval {config['val_interval']} leave the last "
         f"{epochs % config['val_interval']} epoch(s) unvalidated"
     )
+
+
+@pytest.mark.parametrize("overlay", [None, "cpu_small.json"])
+def test_training_and_inference_agree_on_the_slab_positions(overlay):
+    """A recipe that leaves a slab's end slices out of the loss (SlabLoss margin) must not let inference rely on
+    them: gaussian position weights and pad_ends in validation and in inference.json alike; the paper's recipe
+    (train.json alone) supervises every slice and averages uniformly."""
+    from monai.bundle import ConfigParser
+
+    parsed = {}
+    for name in ("train.json", "inference.json"):
+        parser = ConfigParser()
+        parser.read_config([str(CONFIGS / name)] + ([str(CONFIGS / overlay)] if overlay else []))
+        parser.update({"bundle_root": "/nonexistent"})
+        parsed[name] = parser
+    train, inference = parsed["train.json"], parsed["inference.json"]
+    margin = train.get_parsed_content("loss").margin
+    for inferer in (train.get_parsed_content("validate#inferer"), inference.get_parsed_content("slab_inferer")):
+        assert (inferer.weighting, inferer.pad_ends) == (("gaussian", True) if margin else ("uniform", False))
+    assert margin == (1 if overlay else 0)

@@ -9,6 +9,9 @@ coronal slices (angle to Y above 60 degrees) or across them. Also: the share of 
 and of those false positives the share that touches a true vessel voxel along Y (the coronal slab axis: a vessel
 smeared into the next slice) and along X or Z (in the slice: a vessel drawn too wide).
 
+The bundle's configs are today's: ``--set key=value`` (JSON values, repeatable) changes them for every run whose
+config has that id, e.g. to evaluate a run with the settings it was made with.
+
 Usage (each run as ``name=folder``; the first run's label is the reference, every run must share its split)::
 
     python docs/experiments/demo_recipe/recall_by_radius.py --out recall.md \\
@@ -18,6 +21,7 @@ Usage (each run as ``name=folder``; the first run's label is the reference, ever
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -35,13 +39,14 @@ RUN_KEYS = ("bundle_root", "dataset_dir", "device", "amp", "seed")
 
 def predict(folder: Path, **overrides) -> dict[str, tuple[np.ndarray, np.ndarray, tuple]]:
     """Per held-out case: (prediction, label, spacing) as the benchmark's evaluation makes them; ``overrides``
-    change the run's config for this prediction (e.g. ``weighting="gaussian"``)."""
+    change the run's config for this prediction (e.g. ``weighting="gaussian"``) where it has the id."""
     record = json.loads((folder / "train_result.json").read_text())
     given = record["overrides"]
     trained = {k: v for k, v in given.items() if k not in RUN_KEYS}
     run = MethodRun(resolve_method(record["method"]), folder, given["dataset_dir"], trained, "cpu", BUNDLE,
                     seed=record["seed"])
-    parser = run.parser(run.train_files, **overrides)
+    parser = run.parser(run.train_files)
+    parser.update({key: value for key, value in overrides.items() if key in parser})  # ids this row's config has
     network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("validate#inferer")
     _load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, "cpu")
     network.eval()
@@ -57,6 +62,20 @@ def predict(folder: Path, **overrides) -> dict[str, tuple[np.ndarray, np.ndarray
             spacing = tuple(float(s) for s in item["label"].pixdim[:3])
             out[Path(case["image"]).name] = (item["pred"][0].numpy() > 0.5, item["label"][0].numpy() > 0.5, spacing)
     return out
+
+
+def parse_sets(pairs: list[str]) -> dict:
+    """``["key=value", ...]`` (value JSON, or else a string) as config overrides."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {pair!r}.")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
 
 
 def local_radius_at_least(label: np.ndarray, spacing: tuple, radius_mm: float) -> np.ndarray:
@@ -96,10 +115,12 @@ def next_to(label: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="markdown file to write")
+    parser.add_argument("--set", action="append", default=[], help="key=value config override for every run")
     parser.add_argument("runs", nargs="+", help="name=run folder (a seed folder of a benchmark)")
     args = parser.parse_args()
     runs = dict(spec.split("=", 1) for spec in args.runs)
-    preds = {name: predict(Path(folder)) for name, folder in runs.items()}
+    overrides = parse_sets(args.set)
+    preds = {name: predict(Path(folder), **overrides) for name, folder in runs.items()}
     reference = next(iter(preds.values()))
     bins = ["r < 1.2 mm", "1.2 <= r < 2 mm", "r >= 2 mm"]
     hits = {name: np.zeros((3, 2)) for name in preds}  # radius bin x (in coronal slices, across them)
@@ -125,7 +146,7 @@ def main() -> None:
     cols = [f"{b}, {o}" for b in bins for o in ("in coronal slices", "across")]
     lines = [
         f"Held-out cases: {', '.join(reference)}. Command: `python docs/experiments/demo_recipe/recall_by_radius.py "
-        f"--out {args.out} {' '.join(args.runs)}`",
+        + " ".join(["--out", args.out] + [f"--set {shlex.quote(s)}" for s in args.set] + args.runs) + "`",
         "",
         "| row | " + " | ".join(cols) + " | all vessel voxels | predicted voxels that are not vessel "
         "| of those, next to a vessel along Y | along X or Z |",
