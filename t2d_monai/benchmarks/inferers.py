@@ -109,6 +109,9 @@ def inferer_benchmark(
     decoder_channels: int = 256,
     norm: str = "batch",
     encoder_depth: int = 5,
+    weighting: str = "uniform",
+    pad_ends: bool = False,
+    sw_mode: str = "constant",
 ) -> list[dict[str, Any]]:
     """Time the four inference schemes on one volume and write ``inferer_benchmark.md``/``.csv`` to ``out_dir``.
 
@@ -134,13 +137,18 @@ def inferer_benchmark(
             overlay's); ignored with a ``network_factory``. The 3D UNet keeps MONAI's default (instance norm).
         encoder_depth: ResNet stages of the default factory's 2D networks (5, the paper's; 4 without layer4);
             ignored with a ``network_factory``.
+        weighting: the thick-slice inferer's slab position weights, ``uniform`` (the paper's mean) or ``gaussian``
+            (the CPU overlay's), as the bundle id ``weighting``.
+        pad_ends: the thick-slice inferer pads ``num_slices - 1`` slices at each end (the CPU overlay's
+            ``pad_ends``): ``2 (num_slices - 1)`` more windows.
+        sw_mode: blending of the 3D sliding window, MONAI's ``constant`` (default) or ``gaussian`` (the 3D
+            row's in ``baselines/patch3d.json``).
 
-    Example (the CPU overlay's networks at the paper's volume scale; without ``--encoder_depth 4``, those of
-    docs/results.md, made before the overlay dropped layer4)::
+    Example (the CPU overlay's networks and aggregation at the paper's volume scale)::
 
-        python -m t2d_monai inferer_benchmark --out_dir docs/experiments/inferer_cpu_recipe_depth4 --backbone resnet18 \
+        python -m t2d_monai inferer_benchmark --out_dir docs/experiments/inferer_cpu_recipe_step23 --backbone resnet18 \
             --num_slices 6 --decoder unet --decoder_channels 64 --norm instance --unet_channels 16,32,64,128,256 \
-            --encoder_depth 4
+            --encoder_depth 4 --weighting gaussian --pad_ends True --sw_mode gaussian
 
     Returns:
         the result rows (also written as CSV).
@@ -158,6 +166,12 @@ def inferer_benchmark(
     dev = torch.device(device)
     if decoder not in ("deeplabv3plus", "unet"):
         raise ValueError(f"decoder must be 'deeplabv3plus' or 'unet', got {decoder!r}.")
+    if weighting not in ("uniform", "gaussian"):
+        raise ValueError(f"weighting must be 'uniform' or 'gaussian', got {weighting!r}.")
+    if sw_mode not in ("constant", "gaussian"):
+        raise ValueError(f"sw_mode must be 'constant' or 'gaussian' (MONAI's blend modes), got {sw_mode!r}.")
+    if not isinstance(pad_ends, bool):
+        raise ValueError(f"pad_ends must be True or False, got {pad_ends!r}.")
     factory = _resolve(network_factory)
     label = ""
     if network_factory is None:
@@ -174,13 +188,20 @@ def inferer_benchmark(
     patch = scaled_patch(size)
     levels = len(unet_channels)
     unet = UNet(3, 1, 1, channels=tuple(unet_channels), strides=(2,) * (levels - 1), num_res_units=2).to(dev).eval()
+    sliding = SlidingWindowInferer(patch, sw_batch_size=batch_size, overlap=0.75, mode=sw_mode)
+    aggregation = {"weighting": weighting, "pad_ends": pad_ends}
+    thick_plain = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=False, **aggregation)
+    thick_cached = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=True, **aggregation)
+    thick_label = "" if weighting == "uniform" else f", {weighting} weights"
+    thick_label += ", pad_ends" if pad_ends else ""
 
     schemes: list[tuple[str, str, torch.nn.Module, Callable[[], torch.Tensor]]] = [
         (
             "3D sliding window",
-            f"MONAI UNet {tuple(unet_channels)}, patch {'x'.join(map(str, patch))}, overlap 0.75",
+            f"MONAI UNet {tuple(unet_channels)}, patch {'x'.join(map(str, patch))}, overlap 0.75"
+            + ("" if sw_mode == "constant" else f", {sw_mode} blending"),
             unet,
-            lambda: SlidingWindowInferer(patch, sw_batch_size=batch_size, overlap=0.75)(volume, unet),
+            lambda: sliding(volume, unet),
         ),
         (
             "2D slice-by-slice",
@@ -190,15 +211,15 @@ def inferer_benchmark(
         ),
         (
             "thick-slice, no f1 cache",
-            f"T2DNet k={num_slices} ESM+SSA ({backbone}{label}), stride {stride}",
+            f"T2DNet k={num_slices} ESM+SSA ({backbone}{label}), stride {stride}{thick_label}",
             thick,
-            lambda: ThickSliceInferer(num_slices, stride, batch_size, cache_f1=False)(volume, thick),
+            lambda: thick_plain(volume, thick),
         ),
         (
             "thick-slice, f1 cache",
-            f"T2DNet k={num_slices} ESM+SSA ({backbone}{label}), stride {stride}",
+            f"T2DNet k={num_slices} ESM+SSA ({backbone}{label}), stride {stride}{thick_label}",
             thick,
-            lambda: ThickSliceInferer(num_slices, stride, batch_size, cache_f1=True)(volume, thick),
+            lambda: thick_cached(volume, thick),
         ),
     ]
     rows: list[dict[str, Any]] = []
@@ -221,7 +242,8 @@ def inferer_benchmark(
         row["time_vs_3d"] = round(row["seconds"] / reference, 3)
     max_diff = float((outputs["thick-slice, f1 cache"] - outputs["thick-slice, no f1 cache"]).abs().max())
     cache_speedup = rows[2]["seconds"] / rows[3]["seconds"]
-    split = _forward_split(thick, size, num_slices, stride, batch_size, dev)
+    padded = (size[0], size[1], size[2] + (2 * (num_slices - 1) if pad_ends else 0))  # the depth the windows cover
+    split = _forward_split(thick, padded, num_slices, stride, batch_size, dev)
     _write(out_dir, rows, size, patch, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup, split)
     return rows
 

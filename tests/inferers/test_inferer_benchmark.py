@@ -58,7 +58,28 @@ def test_cpu_recipe_networks(tmp_path):
     assert rows[3]["parameters_M"] < small - 8  # resnet18's layer4 holds 8.4 M parameters
 
 
+def test_aggregation_options(tmp_path, stand_in_esm):
+    """weighting, pad_ends and the 3D blending reach the inferers and their labels; the cache stays exact."""
+    def factory(num_slices, fusion, attention, backbone):
+        return stand_in_esm(num_slices=num_slices, group_size=min(3, num_slices))
+
+    args = dict(size=(16, 12, 9), num_slices=5, batch_size=2, network_factory=factory, unet_channels=(4, 8))
+    rows = inferer_benchmark(out_dir=str(tmp_path), weighting="gaussian", pad_ends=True, sw_mode="gaussian", **args)
+    assert rows[0]["network"].endswith("overlap 0.75, gaussian blending")
+    assert rows[3]["network"].endswith("stride 1, gaussian weights, pad_ends")
+    text = (tmp_path / "inferer_benchmark.md").read_text()
+    assert "max |cached - uncached| = 0.00e+00" in text
+    plain = inferer_benchmark(out_dir=str(tmp_path / "plain"), **args)
+    assert plain[3]["network"].endswith("stride 1") and plain[0]["network"].endswith("overlap 0.75")
+
+
 def test_ill_arg(tmp_path):
+    with pytest.raises(ValueError, match="weighting"):
+        inferer_benchmark(out_dir=str(tmp_path), size=(8, 8, 8), weighting="triangle")
+    with pytest.raises(ValueError, match="sw_mode"):
+        inferer_benchmark(out_dir=str(tmp_path), size=(8, 8, 8), sw_mode="linear")
+    with pytest.raises(ValueError, match="pad_ends"):
+        inferer_benchmark(out_dir=str(tmp_path), size=(8, 8, 8), pad_ends="yes")
     with pytest.raises(ValueError, match="decoder"):
         inferer_benchmark(out_dir=str(tmp_path), size=(8, 8, 8), decoder="fpn")
     with pytest.raises(ValueError, match="size"):
