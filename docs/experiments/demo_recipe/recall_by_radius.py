@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.data import DataLoader, Dataset, decollate_batch
+from monai.transforms import AsDiscreted, Compose
 from scipy import ndimage
 
 from t2d_monai.benchmarks.methods import resolve_method
@@ -37,9 +38,11 @@ RADIUS_EDGES_MM = (1.2, 2.0)  # bins: below 1.2 mm, 1.2 to 2 mm, 2 mm and above
 RUN_KEYS = ("bundle_root", "dataset_dir", "device", "amp", "seed")
 
 
-def predict(folder: Path, **overrides) -> dict[str, tuple[np.ndarray, np.ndarray, tuple]]:
-    """Per held-out case: (prediction, label, spacing) as the benchmark's evaluation makes them; ``overrides``
-    change the run's config for this prediction (e.g. ``weighting="gaussian"``) where it has the id."""
+def predict(folder: Path, cases: str = "test", probabilities: bool = False,
+            **overrides) -> dict[str, tuple[np.ndarray, np.ndarray, tuple]]:
+    """Per case of the split's ``cases`` list (``"test"``: the held-out cases): (prediction, label, spacing) as the
+    benchmark's evaluation makes them, or with ``probabilities`` the vessel probability before the final
+    binarisation; ``overrides`` change the run's config (e.g. ``weighting="gaussian"``) where it has the id."""
     record = json.loads((folder / "train_result.json").read_text())
     given = record["overrides"]
     trained = {k: v for k, v in given.items() if k not in RUN_KEYS}
@@ -51,16 +54,23 @@ def predict(folder: Path, **overrides) -> dict[str, tuple[np.ndarray, np.ndarray
     _load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, "cpu")
     network.eval()
     split = json.loads(Path(given["split_file"]).read_text())
-    cases = [{k: str(Path(given["dataset_dir"]) / v) for k, v in case.items()} for case in split["test"]]
+    files = [{k: str(Path(given["dataset_dir"]) / v) for k, v in case.items()} for case in split[cases]]
     pre = parser.get_parsed_content("validate#preprocessing")
     post = parser.get_parsed_content("validate#postprocessing")
+    if probabilities:  # every post-processing step but the binarisation
+        post = Compose([t for t in post.transforms if not isinstance(t, AsDiscreted)])
     out = {}
     with torch.no_grad():
-        for case, batch in zip(cases, DataLoader(Dataset(cases, transform=pre), batch_size=1, num_workers=0)):
+        for case, batch in zip(files, DataLoader(Dataset(files, transform=pre), batch_size=1, num_workers=0)):
             batch["pred"] = inferer(batch["image"], network)
             item = post(decollate_batch(batch)[0])
             spacing = tuple(float(s) for s in item["label"].pixdim[:3])
-            out[Path(case["image"]).name] = (item["pred"][0].numpy() > 0.5, item["label"][0].numpy() > 0.5, spacing)
+            pred = item["pred"][0].numpy()
+            if probabilities and (pred.min() < 0 or pred.max() > 1):
+                raise ValueError(f"{folder}: the post-processed prediction is not a probability "
+                                 f"(range {pred.min():.3g} to {pred.max():.3g}).")
+            out[Path(case["image"]).name] = (pred if probabilities else pred > 0.5, item["label"][0].numpy() > 0.5,
+                                             spacing)
     return out
 
 
