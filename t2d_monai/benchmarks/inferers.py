@@ -146,7 +146,7 @@ def inferer_benchmark(
 
     Example (the CPU overlay's networks and aggregation at the paper's volume scale)::
 
-        python -m t2d_monai inferer_benchmark --out_dir docs/experiments/inferer_cpu_recipe_step23 --backbone resnet18 \
+        python -m t2d_monai inferer_benchmark --out_dir docs/experiments/inferer_cpu_recipe_gaussian --backbone resnet18 \
             --num_slices 6 --decoder unet --decoder_channels 64 --norm instance --unet_channels 16,32,64,128,256 \
             --encoder_depth 4 --weighting gaussian --pad_ends True --sw_mode gaussian
 

@@ -28,8 +28,7 @@ def test_flips_come_before_the_sample_is_cut(method):
     """flip.json flips the whole volume on each of its three axes before the slab (or 3D patch) is cut, for T2D and
     the 3D row alike; everything else in the training pipeline is unchanged."""
     plain, flipped = _names(_parser(*method)), _names(_parser(*method, "flip.json"))
-    cut = "RandThickSlabd" if not method else "SpatialPadd"
-    at = plain.index(cut)
+    at = plain.index("SpatialPadd")  # the first step of cutting the sample: the 2D crop or the 3D patch
     assert flipped == plain[:at] + ["RandFlipd"] * 3 + plain[at:]
     axes = [t.flipper.spatial_axis for t in _parser(*method, "flip.json").get_parsed_content("flip_transforms")]
     assert axes == [0, 1, 2]

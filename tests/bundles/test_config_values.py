@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel" / "configs"
 #: top-level ids both standalone configs define; they must agree
@@ -89,3 +90,42 @@ def test_training_and_inference_agree_on_the_slab_positions(overlay):
     for inferer in (train.get_parsed_content("validate#inferer"), inference.get_parsed_content("slab_inferer")):
         assert (inferer.weighting, inferer.pad_ends) == (("gaussian", True) if margin else ("uniform", False))
     assert margin == (1 if overlay else 0)
+
+
+def _training_samples(files: list[str], volume: torch.Tensor, label: torch.Tensor, **overrides) -> list[dict]:
+    """``train_sample_transforms`` of the stacked ``files`` applied to one ``(1, H, W, D)`` volume."""
+    from monai.bundle import ConfigParser
+    from monai.transforms import Compose
+
+    parser = ConfigParser()
+    parser.read_config([str(CONFIGS / f) for f in files])
+    parser.update({"bundle_root": "/nonexistent", **overrides})
+    samples = Compose(parser.get_parsed_content("train_sample_transforms")).set_random_state(seed=0)(
+        {"image": volume, "label": label})
+    return samples if isinstance(samples, list) else [samples]
+
+
+@pytest.mark.parametrize("size", [(80, 40, 20), (30, 20, 4)])
+def test_cpu_recipe_trains_on_vessel_centred_crops(size):
+    """cpu_small.json cuts its training slabs as the 3D row cuts its patches: ``crops_per_slab * slabs_per_volume``
+    crops of ``train_crop`` in the slice and ``k`` slices (a volume smaller than that is padded), each centred on a
+    vessel voxel (``pos``) or a background one (``neg``; a volume padded to the crop has one crop only); the paper's
+    recipe (train.json) keeps full slices, and ``train_sample_transforms="@slab_sample_transforms"`` restores them."""
+    image = torch.rand(1, *size)
+    label = torch.zeros(1, *size)
+    label[0, size[0] // 2, size[1] // 2, 1:-1] = 1  # one vessel along the slab axis, mid-slice
+    samples = _training_samples(["train.json", "cpu_small.json"], image, label, neg_slabs=0)
+    config = {**_load("train.json"), **_load("cpu_small.json")}
+    k, crop = config["num_slices"], config["train_crop"]
+    assert len(samples) == config["crops_per_slab"] * config["slabs_per_volume"]
+    for sample in samples:
+        assert tuple(sample["image"].shape) == (k, *crop) and tuple(sample["label"].shape) == (k, *crop)
+        assert sample["label"][k // 2, crop[0] // 2, crop[1] // 2] == 1  # pos only: the centre voxel is vessel
+    background = _training_samples(["train.json", "cpu_small.json"], image, label, pos_slabs=0)
+    assert size[0] <= crop[0] or not all(s["label"][k // 2, crop[0] // 2, crop[1] // 2] == 1 for s in background)
+    paper = _training_samples(["train.json"], image, label, spatial_size=list(size[:2]), num_slices=3)
+    assert {tuple(s["image"].shape) for s in paper} == {(3, *size[:2])}
+    # the runs made before the crops: the paper's full slices with the CPU overlay, by one override
+    slabs = _training_samples(["train.json", "cpu_small.json"], image, label,
+                              train_sample_transforms="@slab_sample_transforms")
+    assert len(slabs) == config["slabs_per_volume"] and {tuple(s["image"].shape) for s in slabs} == {(k, *size[:2])}
