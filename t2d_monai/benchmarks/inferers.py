@@ -146,9 +146,9 @@ def inferer_benchmark(
 
     Example (the CPU overlay's networks and aggregation at the paper's volume scale)::
 
-        python -m t2d_monai inferer_benchmark --out_dir docs/experiments/inferer_cpu_recipe_gaussian --backbone resnet18 \
-            --num_slices 6 --decoder unet --decoder_channels 64 --norm instance --unet_channels 16,32,64,128,256 \
-            --encoder_depth 4 --weighting gaussian --pad_ends True --sw_mode gaussian
+        python -m t2d_monai inferer_benchmark --out_dir docs/experiments/inferer_cpu_recipe_gaussian \
+            --backbone resnet18 --num_slices 6 --decoder unet --decoder_channels 64 --norm instance \
+            --unet_channels 16,32,64,128,256 --encoder_depth 4 --weighting gaussian --pad_ends True --sw_mode gaussian
 
     Returns:
         the result rows (also written as CSV).
@@ -170,8 +170,11 @@ def inferer_benchmark(
         raise ValueError(f"weighting must be 'uniform' or 'gaussian', got {weighting!r}.")
     if sw_mode not in ("constant", "gaussian"):
         raise ValueError(f"sw_mode must be 'constant' or 'gaussian' (MONAI's blend modes), got {sw_mode!r}.")
-    if not isinstance(pad_ends, bool):
-        raise ValueError(f"pad_ends must be True or False, got {pad_ends!r}.")
+    patch = scaled_patch(size)
+    sliding = SlidingWindowInferer(patch, sw_batch_size=batch_size, overlap=0.75, mode=sw_mode)
+    aggregation = {"weighting": weighting, "pad_ends": pad_ends}  # ThickSliceInferer checks pad_ends
+    thick_plain = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=False, **aggregation)
+    thick_cached = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=True, **aggregation)
     factory = _resolve(network_factory)
     label = ""
     if network_factory is None:
@@ -185,13 +188,8 @@ def inferer_benchmark(
     volume = torch.randn(1, 1, *size, device=dev)
     thick = factory(num_slices, "esm", "ssa", backbone).to(dev).eval()
     single = factory(1, "early", None, backbone).to(dev).eval()
-    patch = scaled_patch(size)
     levels = len(unet_channels)
     unet = UNet(3, 1, 1, channels=tuple(unet_channels), strides=(2,) * (levels - 1), num_res_units=2).to(dev).eval()
-    sliding = SlidingWindowInferer(patch, sw_batch_size=batch_size, overlap=0.75, mode=sw_mode)
-    aggregation = {"weighting": weighting, "pad_ends": pad_ends}
-    thick_plain = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=False, **aggregation)
-    thick_cached = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=True, **aggregation)
     thick_label = "" if weighting == "uniform" else f", {weighting} weights"
     thick_label += ", pad_ends" if pad_ends else ""
 

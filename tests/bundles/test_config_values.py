@@ -13,9 +13,8 @@ import torch
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel" / "configs"
 #: top-level ids both standalone configs define; they must agree
 SHARED_IDS = ("view", "num_slices", "group_size", "stride", "backbone", "output_stride", "decoder_channels",
-              "fusion", "attention", "decoder", "norm", "weighting", "pad_ends", "hu_window", "infer_batch_size", "dataset_dir",
-              "ckpt_dir", "ckpt_file",
-              "signature", "device", "amp")
+              "fusion", "attention", "decoder", "norm", "weighting", "pad_ends", "hu_window", "infer_batch_size",
+              "dataset_dir", "ckpt_dir", "ckpt_file", "signature", "device", "amp")
 
 
 def _load(name: str) -> dict:

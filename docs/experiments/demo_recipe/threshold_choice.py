@@ -23,21 +23,22 @@ import shlex
 from pathlib import Path
 
 import numpy as np
+import torch
+from monai.metrics import compute_dice
 
 from recall_by_radius import parse_sets, predict
 
 DEFAULT_THRESHOLDS = "0.2,0.25,0.3,0.35,0.4,0.45,0.5,0.55,0.6,0.65,0.7"
 
 
-def dice(pred: np.ndarray, label: np.ndarray) -> float:
-    """Dice of two boolean masks (1.0 when both are empty, as MONAI's DiceMetric with ``ignore_empty=False``)."""
-    total = int(pred.sum()) + int(label.sum())
-    return 1.0 if total == 0 else 2.0 * int((pred & label).sum()) / total
-
-
 def mean_dice(probs: dict, threshold: float) -> float:
-    """Mean Dice over the cases of ``probs`` (case -> (probability, label, spacing)) at ``threshold``."""
-    return float(np.mean([dice(p > threshold, label) for p, label, _ in probs.values()]))
+    """Mean Dice over the cases of ``probs`` (case -> (probability, label, spacing)) at ``threshold`` (MONAI's
+    ``compute_dice``; 1.0 for a case where both masks are empty)."""
+    return float(np.mean([
+        float(compute_dice(torch.as_tensor(p > threshold)[None, None], torch.as_tensor(label)[None, None],
+                           ignore_empty=False))
+        for p, label, _ in probs.values()
+    ]))
 
 
 def choose(validation: dict, thresholds: list[float]) -> tuple[float, dict[float, float]]:
@@ -76,15 +77,15 @@ def main() -> None:
             best, scores = choose(validation, thresholds)
             at_half, at_best = mean_dice(test, 0.5), mean_dice(test, best)
             base.append(at_half), tuned.append(at_best), chosen.append(best), gains.append(at_best - at_half)
-            lines.append(f"| {name} | {folder} | {best:g} | {scores[0.5]:.3f} | {scores[best]:.3f} | {at_half:.3f} "
-                         f"| {at_best:.3f} | {at_best - at_half:+.3f} |")
+            lines.append(f"| {name} | {folder} | {best:g} | {scores[0.5]:.3f} | {scores[best]:.3f} "
+                         f"| {at_half:.3f} | {at_best:.3f} | {at_best - at_half:+.3f} |")
             print(lines[-1], flush=True)
         summary.append(f"| {name} | {len(base)} | {' '.join(f'{t:g}' for t in chosen)} | {np.mean(base):.3f} "
                        f"({np.ptp(base):.3f}) | {np.mean(tuned):.3f} ({np.ptp(tuned):.3f}) | {np.mean(gains):+.3f} |")
     lines += [
         "",
-        "| row | runs | chosen thresholds | held-out Dice at 0.5, mean (range) | at the chosen thresholds, mean (range) "
-        "| mean gain |",
+        "| row | runs | chosen thresholds | held-out Dice at 0.5, mean (range) "
+        "| at the chosen thresholds, mean (range) | mean gain |",
         "|---|---|---|---|---|---|",
         *summary,
     ]
