@@ -208,7 +208,7 @@ def benchmark(
         "command": command or f"python -m t2d_monai benchmark --preset {name} --out_dir {out_dir}",
         "machine": machine_description(device, torch.get_num_threads()),
         "load_start": load_start, "load_eval": load_eval, "load_end": load_average(),
-        "dataset": dataset if dataset_dir else "<out_dir>/data",
+        "dataset": str(dataset_dir) if dataset_dir is not None else "<out_dir>/data",  # as the command gives it
         "num_train": len(split["training"]), "num_val": len(split["validation"]), "num_test": len(cases),
         "num_fit": len(fit_cases),
         "data_note": data_note, "iterations": budget.get("num_iterations", "the config's"),
