@@ -203,7 +203,8 @@ def benchmark(
             write_json(run.root / "eval_training_cases.json", fit)
             per_seed.append((record, evaluation, fit))
             per_case += [{"method": method.name, "seed": run.seed, **c} for c in evaluation["cases"]]
-        rows.append({**summary(method.name, method.label, per_seed, lr), "kind": method.kind})
+        shown = lr if lr is not None else budget.get("learning_rate")  # a grid's choice, or --learning_rate
+        rows.append({**summary(method.name, method.label, per_seed, shown), "kind": method.kind})
     info = {
         "command": command or f"python -m t2d_monai benchmark --preset {name} --out_dir {out_dir}",
         "machine": machine_description(device, torch.get_num_threads()),

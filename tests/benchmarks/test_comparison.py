@@ -134,9 +134,13 @@ def test_tiny_benchmark_resumes_without_retraining(tiny_run):
 
 @pytest.mark.slow
 def test_three_views_reuse_the_single_view_row_for_its_view(tmp_path):
-    """With --view axial the t2d row's model is the axial one: t2d_3views reuses it for axial, trains the others."""
+    """With --view axial the t2d row's model is the axial one: t2d_3views reuses it for axial, trains the others.
+    A --learning_rate given to every row (no grid) is what the rows train with and what the table shows."""
     run = tmp_path / "run"
-    benchmark(out_dir=str(run), tiny=True, methods="t2d,t2d_3views", view="axial", threads=2)
+    benchmark(out_dir=str(run), tiny=True, methods="t2d,t2d_3views", view="axial", learning_rate=0.004, threads=2)
+    rows = list(csv.DictReader((run / "comparison.csv").open()))
+    assert [r["learning_rate"] for r in rows] == ["0.004", "0.004"]
+    assert json.loads((run / "t2d" / "seed0" / "train_result.json").read_text())["overrides"]["learning_rate"] == 0.004
     assert (run / "t2d" / "seed0" / "models" / "model_axial.pt").is_file()
     record = json.loads((run / "t2d_3views" / "seed0" / "train_result.json").read_text())
     assert sorted(v["view"] for v in record["views"]) == ["axial", "coronal", "sagittal"]
