@@ -25,7 +25,7 @@ from t2d_monai.data.layouts import case_name
 from t2d_monai.transforms.view_permute import VIEWS
 from t2d_monai.utils.files import write_atomic
 
-__all__ = ["MethodRun", "evaluate", "log", "load_average", "prepare_data", "train", "write_json"]
+__all__ = ["MethodRun", "TrainingClock", "evaluate", "log", "load_average", "prepare_data", "train", "write_json"]
 
 
 def log(msg: str) -> None:
@@ -99,9 +99,39 @@ def _curve_file(run: MethodRun, view: str | None) -> Path:
     return run.root / ("curve.json" if view is None else f"curve_{view}.json")
 
 
+class TrainingClock:
+    """Training time of one view across interruptions: the seconds trained so far are written to ``path`` at every
+    completed epoch (after the bundle's resumable checkpoint of that epoch), and a resumed run starts from them, so
+    that a run interrupted and resumed reports the time of all its epochs, not only of the last stretch.
+
+    Args:
+        path: the JSON file that keeps ``{"train_time_s": seconds, "iteration": trainer iteration}``.
+        resumed: whether the training resumes from a checkpoint (otherwise an old file is ignored).
+    """
+
+    def __init__(self, path: Path, resumed: bool) -> None:
+        self.path = Path(path)
+        self.before = float(json.loads(self.path.read_text())["train_time_s"]) if resumed and self.path.is_file() else 0.0
+        self.start: float | None = None
+
+    def attach(self, trainer) -> None:
+        """Start counting now and save the count at each of ``trainer``'s (an ignite Engine) completed epochs."""
+        from ignite.engine import Events
+
+        self.start = time.perf_counter()
+        trainer.add_event_handler(
+            Events.EPOCH_COMPLETED,
+            lambda e: write_json(self.path, {"train_time_s": round(self.elapsed(), 3), "iteration": e.state.iteration}))
+
+    def elapsed(self) -> float:
+        """Seconds trained: before the last resume plus since :meth:`attach`."""
+        return self.before + (0.0 if self.start is None else time.perf_counter() - self.start)
+
+
 def _train_views(run: MethodRun) -> dict:
     """Train every view of a method (resuming an interrupted one); returns the training record, with the
-    validation curve (``[iteration, validation Dice]`` per validation, kept on disk across resumes) and its best."""
+    validation curve (``[iteration, validation Dice]`` per validation) and the training time (:class:`TrainingClock`),
+    both kept on disk across resumes, and its best."""
     from ignite.engine import Events
 
     total, iterations, views = 0.0, 0, []
@@ -129,10 +159,11 @@ def _train_views(run: MethodRun) -> dict:
             write_json(path, curve)
 
         evaluator.add_event_handler(Events.COMPLETED, record)
-        start = time.perf_counter()
+        clock = TrainingClock(curve_path.with_name(curve_path.stem.replace("curve", "train_time") + ".json"), resumed)
+        clock.attach(trainer)
         wf.run()
         wf.finalize()
-        total += time.perf_counter() - start
+        total += clock.elapsed()
         iterations = trainer.state.iteration
         if not ckpt_path.is_file():
             raise RuntimeError(f"training {run.method.name} wrote no best-validation checkpoint {ckpt_path}.")

@@ -88,6 +88,10 @@ def test_tiny_benchmark_writes_a_well_formed_table(tiny_run):
     ceilings = {r["method"]: r["stride4_ceiling"] for r in rows}
     assert ceilings["unet3d"] == "n/a" and 0.0 < float(ceilings["deeplab_k1"]) == float(ceilings["t2d"]) <= 1.0
     assert (run / "t2d" / "seed0" / "eval_training_cases.json").is_file()
+    # the training time is also kept on disk at every epoch (runner.TrainingClock), for a resumed run to go on from
+    clock = json.loads((run / "t2d" / "seed0" / "train_time.json").read_text())
+    record = json.loads((run / "t2d" / "seed0" / "train_result.json").read_text())
+    assert clock["iteration"] == 2 and 0.0 < clock["train_time_s"] <= record["train_time_s"]
     per_case = list(csv.DictReader((run / "comparison_per_case.csv").open()))
     assert len(per_case) == len(rows)
     assert {"case", "dice", "latency_s", "load_1min", "hd95_mm", "surface_dice", "cldice"} <= set(per_case[0])
