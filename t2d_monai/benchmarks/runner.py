@@ -95,8 +95,9 @@ class MethodRun:
         return parse_configs(files, self.root, {**self.overrides, **extra})
 
 
-def _curve_file(run: MethodRun, view: str | None) -> Path:
-    return run.root / ("curve.json" if view is None else f"curve_{view}.json")
+def _view_file(run: MethodRun, view: str | None, name: str) -> Path:
+    """A run's per-view record ``<name>.json`` (``<name>_<view>.json`` for the views of a three-view row)."""
+    return run.root / (f"{name}.json" if view is None else f"{name}_{view}.json")
 
 
 class TrainingClock:
@@ -140,7 +141,7 @@ def _train_views(run: MethodRun) -> dict:
         paths = run.parser(run.train_files, **extra)
         resumed = Path(paths.get_parsed_content("resume_file")).is_file()
         ckpt_path = Path(paths.get_parsed_content("ckpt_file"))
-        curve_path = _curve_file(run, view)
+        curve_path = _view_file(run, view, "curve")
         curve = json.loads(curve_path.read_text()) if resumed and curve_path.is_file() else []
         # an interrupted run continues from its last checkpoint instead of starting again
         wf = run.workflow("train", run.train_files, resume=resumed, **extra)
@@ -159,7 +160,7 @@ def _train_views(run: MethodRun) -> dict:
             write_json(path, curve)
 
         evaluator.add_event_handler(Events.COMPLETED, record)
-        clock = TrainingClock(curve_path.with_name(curve_path.stem.replace("curve", "train_time") + ".json"), resumed)
+        clock = TrainingClock(_view_file(run, view, "train_time"), resumed)
         clock.attach(trainer)
         wf.run()
         wf.finalize()
