@@ -248,7 +248,9 @@ def _make_run(method: Method, out: Path, dataset: str, budget: dict, device: str
 
 
 def _train_once(run: MethodRun, reuse: Path | None = None) -> dict:
-    """Train ``run`` unless its ``train_result.json`` exists (then that record is returned)."""
+    """Train ``run`` unless its ``train_result.json`` exists (then that record is returned); either way only under
+    the settings it was started with (:meth:`MethodRun.check_settings`)."""
+    run.check_settings()
     record = run.root / "train_result.json"
     if record.is_file():
         log(f"  {run.method.name} seed {run.seed}: trained earlier, kept ({record})")

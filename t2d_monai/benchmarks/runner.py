@@ -28,6 +28,10 @@ from t2d_monai.utils.files import write_atomic
 __all__ = ["MethodRun", "TrainingClock", "evaluate", "log", "load_average", "prepare_data", "train", "write_json"]
 
 
+#: override keys that name where a run lives, not how it is trained: a run folder copied elsewhere is still reused
+RELOCATABLE_KEYS = ("bundle_root",)
+
+
 def log(msg: str) -> None:
     print(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -78,6 +82,39 @@ class MethodRun:
         if method.kind == "3d":
             self.overrides.pop("num_slices", None)
         self.views: tuple[str | None, ...] = VIEWS if method.three_views else (None,)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What this run is trained with, as JSON would give it back: its overrides (but the folder it lives in)
+        and the names of its config stack. A kept or interrupted training is only reused under equal settings."""
+        overrides = {k: v for k, v in self.overrides.items() if k not in RELOCATABLE_KEYS}
+        return json.loads(json.dumps({"overrides": overrides, "configs": [Path(f).name for f in self.train_files]}))
+
+    def check_settings(self) -> None:
+        """Record this run's :attr:`settings` in ``<root>/settings.json`` before it trains; where a training was
+        started there already (a model or checkpoint saved: its ``settings.json``, or for runs made before that file,
+        the overrides in its ``train_result.json``), raise ``ValueError`` naming every setting that differs, so that a command
+        run again with other options never reports or resumes a training made with the old ones."""
+        wanted, path, record = self.settings, self.root / "settings.json", self.root / "train_result.json"
+        started = record.is_file() or any((self.root / "models").glob("*.pt"))  # a model or a checkpoint exists
+        if path.is_file() and started:
+            given = json.loads(path.read_text())
+        elif record.is_file():
+            given = {"overrides": {k: v for k, v in json.loads(record.read_text()).get("overrides", {}).items()
+                                   if k not in RELOCATABLE_KEYS}}
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_json(path, wanted)
+            return
+        there, now = given.get("overrides", {}), wanted["overrides"]
+        differ = [f"{key}: {there.get(key)!r} there, {now.get(key)!r} now"
+                  for key in sorted(set(there) | set(now)) if there.get(key) != now.get(key)]
+        if "configs" in given and given["configs"] != wanted["configs"]:
+            differ.append(f"configs: {given['configs']} there, {wanted['configs']} now")
+        if differ:
+            raise ValueError(f"{self.root} holds a training made with other settings than this command's ("
+                             + "; ".join(differ) + "). Give another --out_dir, or delete that folder to train the "
+                             "row again with these settings.")
 
     def workflow(self, workflow_type: str, files: list[str], **extra):
         from monai.bundle import ConfigWorkflow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -134,6 +135,28 @@ def test_tiny_benchmark_resumes_without_retraining(tiny_run):
     rows = list(csv.DictReader((run / "comparison.csv").open()))
     assert [r["method"] for r in rows] == ["deeplab_k1"]
     assert json.loads(before)["iterations"] == 2
+
+
+@pytest.mark.slow
+def test_kept_trainings_are_reused_only_under_the_same_settings(tiny_run, tmp_path):
+    """Run again into the same out_dir with another budget: a clear error that names the setting, nothing retrained
+    or reported. A row's folder copied into another out_dir (another bundle_root) is reused there."""
+    out, _ = tiny_run
+    run = out / "run"
+    record = run / "deeplab_k1" / "seed0" / "train_result.json"
+    before = record.read_text()
+    assert json.loads((run / "deeplab_k1" / "seed0" / "settings.json").read_text())["overrides"]["num_iterations"] == 2
+    with pytest.raises(ValueError, match="other settings than this command's .*num_iterations: 2 there, 4 now") as err:
+        benchmark(out_dir=str(run), tiny=True, methods="deeplab_k1", num_iterations=4, threads=2)
+    assert "Give another --out_dir" in str(err.value) and record.read_text() == before
+
+    copied = tmp_path / "copied"
+    shutil.copytree(run / "deeplab_k1", copied / "deeplab_k1")
+    benchmark(out_dir=str(copied), tiny=True, methods="deeplab_k1", dataset_dir=str(run / "data"),
+              spatial_size=[-1, -1], threads=2)
+    assert (copied / "deeplab_k1" / "seed0" / "train_result.json").read_text() == before  # kept, not retrained
+    with pytest.raises(ValueError, match="spatial_size: \\[-1, -1\\] there, None now"):
+        benchmark(out_dir=str(copied), tiny=True, methods="deeplab_k1", dataset_dir=str(run / "data"), threads=2)
 
 
 @pytest.mark.slow

@@ -43,6 +43,13 @@ def predict(folder: Path, cases: str = "test", probabilities: bool = False,
     """Per case of the split's ``cases`` list (``"test"``: the held-out cases): (prediction, label, spacing) as the
     benchmark's evaluation makes them, or with ``probabilities`` the vessel probability before the final
     binarisation; ``overrides`` change the run's config (e.g. ``weighting="gaussian"``) where it has the id."""
+    return predict_lists(folder, (cases,), probabilities, **overrides)[cases]
+
+
+def predict_lists(folder: Path, lists: tuple[str, ...], probabilities: bool = False,
+                  **overrides) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray, tuple]]]:
+    """:func:`predict` for several of the split's lists (e.g. ``("validation", "test")``), the network loaded once:
+    list name -> case -> (prediction or probability, label, spacing)."""
     record = json.loads((folder / "train_result.json").read_text())
     given = record["overrides"]
     trained = {k: v for k, v in given.items() if k not in RUN_KEYS}
@@ -54,23 +61,25 @@ def predict(folder: Path, cases: str = "test", probabilities: bool = False,
     _load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, "cpu")
     network.eval()
     split = json.loads(Path(given["split_file"]).read_text())
-    files = [{k: str(Path(given["dataset_dir"]) / v) for k, v in case.items()} for case in split[cases]]
     pre = parser.get_parsed_content("validate#preprocessing")
     post = parser.get_parsed_content("validate#postprocessing")
     if probabilities:  # every post-processing step but the binarisation
         post = Compose([t for t in post.transforms if not isinstance(t, AsDiscreted)])
     out = {}
-    with torch.no_grad():
-        for case, batch in zip(files, DataLoader(Dataset(files, transform=pre), batch_size=1, num_workers=0)):
-            batch["pred"] = inferer(batch["image"], network)
-            item = post(decollate_batch(batch)[0])
-            spacing = tuple(float(s) for s in item["label"].pixdim[:3])
-            pred = item["pred"][0].numpy()
-            if probabilities and (pred.min() < 0 or pred.max() > 1):
-                raise ValueError(f"{folder}: the post-processed prediction is not a probability "
-                                 f"(range {pred.min():.3g} to {pred.max():.3g}).")
-            out[Path(case["image"]).name] = (pred if probabilities else pred > 0.5, item["label"][0].numpy() > 0.5,
-                                             spacing)
+    for name in lists:
+        files = [{k: str(Path(given["dataset_dir"]) / v) for k, v in case.items()} for case in split[name]]
+        out[name] = {}
+        with torch.no_grad():
+            for case, batch in zip(files, DataLoader(Dataset(files, transform=pre), batch_size=1, num_workers=0)):
+                batch["pred"] = inferer(batch["image"], network)
+                item = post(decollate_batch(batch)[0])
+                spacing = tuple(float(s) for s in item["label"].pixdim[:3])
+                pred = item["pred"][0].numpy()
+                if probabilities and (pred.min() < 0 or pred.max() > 1):
+                    raise ValueError(f"{folder}: the post-processed prediction is not a probability "
+                                     f"(range {pred.min():.3g} to {pred.max():.3g}).")
+                out[name][Path(case["image"]).name] = (pred if probabilities else pred > 0.5,
+                                                       item["label"][0].numpy() > 0.5, spacing)
     return out
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from monai.metrics import compute_dice
 
-from recall_by_radius import parse_sets, predict
+from recall_by_radius import parse_sets, predict_lists
 
 DEFAULT_THRESHOLDS = "0.2,0.25,0.3,0.35,0.4,0.45,0.5,0.55,0.6,0.65,0.7"
 
@@ -72,8 +72,8 @@ def main() -> None:
         name, folders = spec.split("=", 1)
         gains, base, tuned, chosen = [], [], [], []
         for folder in folders.split(","):
-            validation = predict(Path(folder), cases="validation", probabilities=True, **overrides)
-            test = predict(Path(folder), cases="test", probabilities=True, **overrides)
+            predicted = predict_lists(Path(folder), ("validation", "test"), probabilities=True, **overrides)
+            validation, test = predicted["validation"], predicted["test"]
             best, scores = choose(validation, thresholds)
             at_half, at_best = mean_dice(test, 0.5), mean_dice(test, best)
             base.append(at_half), tuned.append(at_best), chosen.append(best), gains.append(at_best - at_half)
