@@ -93,8 +93,8 @@ class MethodRun:
     def check_settings(self) -> None:
         """Record this run's :attr:`settings` in ``<root>/settings.json`` before it trains; where a training was
         started there already (a model or checkpoint saved: its ``settings.json``, or for runs made before that file,
-        the overrides in its ``train_result.json``), raise ``ValueError`` naming every setting that differs, so that a command
-        run again with other options never reports or resumes a training made with the old ones."""
+        the overrides in its ``train_result.json``), raise ``ValueError`` naming every setting that differs, so that
+        a command run again with other options never reports or resumes a training made with the old ones."""
         wanted, path, record = self.settings, self.root / "settings.json", self.root / "train_result.json"
         started = record.is_file() or any((self.root / "models").glob("*.pt"))  # a model or a checkpoint exists
         if path.is_file() and started:
