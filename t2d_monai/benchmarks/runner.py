@@ -32,6 +32,11 @@ __all__ = ["MethodRun", "TrainingClock", "evaluate", "log", "load_average", "pre
 RELOCATABLE_KEYS = ("bundle_root",)
 
 
+def _without_location(overrides: dict) -> dict:
+    """``overrides`` but the :data:`RELOCATABLE_KEYS`."""
+    return {k: v for k, v in overrides.items() if k not in RELOCATABLE_KEYS}
+
+
 def log(msg: str) -> None:
     print(f"[benchmark {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -87,8 +92,8 @@ class MethodRun:
     def settings(self) -> dict[str, Any]:
         """What this run is trained with, as JSON would give it back: its overrides (but the folder it lives in)
         and the names of its config stack. A kept or interrupted training is only reused under equal settings."""
-        overrides = {k: v for k, v in self.overrides.items() if k not in RELOCATABLE_KEYS}
-        return json.loads(json.dumps({"overrides": overrides, "configs": [Path(f).name for f in self.train_files]}))
+        return json.loads(json.dumps({"overrides": _without_location(self.overrides),
+                                      "configs": [Path(f).name for f in self.train_files]}))
 
     def check_settings(self) -> None:
         """Record this run's :attr:`settings` in ``<root>/settings.json`` before it trains; where a training was
@@ -100,8 +105,7 @@ class MethodRun:
         if path.is_file() and started:
             given = json.loads(path.read_text())
         elif record.is_file():
-            given = {"overrides": {k: v for k, v in json.loads(record.read_text()).get("overrides", {}).items()
-                                   if k not in RELOCATABLE_KEYS}}
+            given = {"overrides": _without_location(json.loads(record.read_text()).get("overrides", {}))}
         else:
             self.root.mkdir(parents=True, exist_ok=True)
             write_json(path, wanted)

@@ -65,11 +65,10 @@ def predict_lists(folder: Path, lists: tuple[str, ...], probabilities: bool = Fa
     post = parser.get_parsed_content("validate#postprocessing")
     if probabilities:  # every post-processing step but the binarisation
         post = Compose([t for t in post.transforms if not isinstance(t, AsDiscreted)])
-    out = {}
-    for name in lists:
-        files = [{k: str(Path(given["dataset_dir"]) / v) for k, v in case.items()} for case in split[name]]
-        out[name] = {}
-        with torch.no_grad():
+    out = {name: {} for name in lists}
+    with torch.no_grad():
+        for name in lists:
+            files = [{k: str(Path(given["dataset_dir"]) / v) for k, v in case.items()} for case in split[name]]
             for case, batch in zip(files, DataLoader(Dataset(files, transform=pre), batch_size=1, num_workers=0)):
                 batch["pred"] = inferer(batch["image"], network)
                 item = post(decollate_batch(batch)[0])
