@@ -4,17 +4,20 @@ evaluated side by side through the hepatic_vessel bundle.
 Command: ``python -m t2d_monai benchmark`` (``--help`` for the arguments). Paper:
 https://arxiv.org/abs/1904.01150.
 
-The rows and presets are in :mod:`~t2d_monai.benchmarks.methods`, training and evaluation of one row in
-:mod:`~t2d_monai.benchmarks.runner`, the outputs in :mod:`~t2d_monai.benchmarks.report`. Every method gets
-the same budget overrides (the same number of iterations, batch and validation schedule, so the budget is
-*iterations*, not wall-clock time). Then, in one process and one method after another, each method's
-best-validation checkpoint segments the same held-out cases; the command writes ``comparison.md``,
+The rows and presets are in :mod:`~t2d_monai.benchmarks.methods`, training of one row in
+:mod:`~t2d_monai.benchmarks.runner`, its evaluation and latency in :mod:`~t2d_monai.benchmarks.evaluation`, the
+outputs in :mod:`~t2d_monai.benchmarks.report`. Every method gets the same budget overrides (the same number of
+iterations, batch and validation schedule, so the budget is *iterations*, not wall-clock time). Each training's
+best-validation checkpoint segments the same held-out cases right after it; then, in one process and one method
+after another, every row is timed on them. The command writes ``comparison.md``,
 ``comparison.csv`` (one row per method), ``comparison_per_case.csv`` and ``comparison.png`` (Dice against
 latency) into ``out_dir``, and with ``docs_dir`` also ``results.md`` and ``images/comparison.png`` there.
 
 Resuming: each finished training writes ``<out_dir>/<method>/[lr<lr>/]seed<s>/train_result.json`` atomically and is
 never repeated; an interrupted training continues from its ``models/checkpoint.pt`` (the bundle's
-``resume``). Evaluation and latency are always measured again, all in the same process.
+``resume``). Each finished training is evaluated at once and its evaluation kept (``eval_result.json``,
+``eval_training_cases.json``), so that a run folder keeps its result without its model; latency is always measured
+again, all methods in the same process.
 """
 
 from __future__ import annotations
@@ -29,13 +32,15 @@ from typing import Any
 
 import torch
 
+from t2d_monai.benchmarks.evaluation import evaluate, measure_latency
 from t2d_monai.benchmarks.methods import METHODS, PRESETS, Method, resolve_method
 from t2d_monai.benchmarks.report import COLUMNS, machine_description, markdown, plot, plot_curves, summary
-from t2d_monai.benchmarks.runner import MethodRun, evaluate, load_average, log, prepare_data, train, write_json
+from t2d_monai.benchmarks.runner import MethodRun, load_average, log, prepare_data, train, write_json
 from t2d_monai.benchmarks.threshold_baseline import best_global_threshold
 from t2d_monai.bundle.layout import parse_configs
 from t2d_monai.bundle.paths import DEFAULT_BUNDLE, bundle_dir
 from t2d_monai.bundle.recipe import synthetic_layout
+from t2d_monai.data.layouts import case_name
 from t2d_monai.utils.files import write_atomic, write_csv_atomic
 
 __all__ = ["METHODS", "PRESETS", "Method", "benchmark", "resolve_method"]
@@ -170,7 +175,11 @@ def benchmark(
     budget.setdefault("split_seed", seed)
     budget.setdefault("num_workers", 0 if device == "cpu" else 4)
 
-    trained: dict[str, tuple[float | None, list[tuple[MethodRun, dict]]]] = {}
+    probe = _split_probe(dataset, budget, root)
+    split = probe.get_parsed_content("datasplit")
+    cases = split["test"] or split["validation"]
+    fit_cases = split["training"][: len(cases)]
+    trained: dict[str, tuple[float | None, list[tuple[MethodRun, dict, dict, dict]]]] = {}
     for i, method in enumerate(run_methods, 1):
         log(f"[{i}/{len(run_methods)}] {method.name} ({method.label})")
         base = trained.get(method.reuse_from or "")
@@ -181,26 +190,23 @@ def benchmark(
             run = _make_run(method, out, dataset, budget, device, s, lr, extra, root)
             reuse = _make_run(resolve_method(method.reuse_from), out, dataset, budget, device, s, lr, extra, root).root \
                 if method.reuse_from else None
-            runs.append((run, _train_once(run, reuse)))
+            record = _train_once(run, reuse)
+            runs.append((run, record, *_evaluate_once(run, cases, fit_cases)))
         trained[method.name] = (lr, runs)
 
-    probe = _split_probe(dataset, budget, root)
-    split = probe.get_parsed_content("datasplit")
-    cases = split["test"] or split["validation"]
-    fit_cases = split["training"][: len(cases)]
     load_eval = load_average()
-    log(f"evaluating {len(run_methods)} methods x {len(seed_list)} seeds on {len(cases)} held-out cases, one after "
+    log(f"timing {len(run_methods)} methods x {len(seed_list)} seeds on {len(cases)} held-out cases, one after "
         f"another (load {load_eval})")
     threshold = best_global_threshold(cases, probe.get_parsed_content("foreground_labels"))
-    rows, per_case = [], []
+    rows, per_case, untrained = [], [], 0
     for method in run_methods:
         lr, runs = trained[method.name]
         per_seed = []
-        for run, record in runs:
-            evaluation = evaluate(run, cases, warmup)
-            write_json(run.root / "eval_result.json", evaluation)
-            fit = evaluate(run, fit_cases, warmup=False, ceiling=False, vessel_metrics=False)  # only the Dice is used
-            write_json(run.root / "eval_training_cases.json", fit)
+        for run, record, evaluation, fit in runs:
+            latency = measure_latency(run, cases, warmup)
+            untrained += not latency["trained_weights"]
+            timed = {c["case"]: c for c in latency["cases"]}
+            evaluation = {**evaluation, "cases": [{**c, **timed[c["case"]]} for c in evaluation["cases"]]}
             per_seed.append((record, evaluation, fit))
             per_case += [{"method": method.name, "seed": run.seed, **c} for c in evaluation["cases"]]
         shown = lr if lr is not None else budget.get("learning_rate")  # a grid's choice, or --learning_rate
@@ -218,8 +224,11 @@ def benchmark(
         "preset": name, "overrides": {k: v for k, v in budget.items() if k != "spatial_size"},
         "seeds": seed_list, "learning_rates": grid, "extra_overlays": list(extra),
         "threshold_dice": threshold["mean_dice"], "threshold_hu": threshold["hu"],
+        "timed_untrained": untrained, "timed_runs": sum(len(trained[m.name][1]) for m in run_methods),
+        "train_machines": sorted({rec.get("machine", "not recorded") for _, runs in trained.values()
+                                  for _, rec, _, _ in runs}),
     }
-    curves = {m.name: [record for _, record in trained[m.name][1]] for m in run_methods}
+    curves = {m.name: [record for _, record, _, _ in trained[m.name][1]] for m in run_methods}
     return _write_outputs(out, rows, per_case, curves, info, notes, docs_dir)
 
 
@@ -261,6 +270,23 @@ def _train_once(run: MethodRun, reuse: Path | None = None) -> dict:
     log(f"  {run.method.name} seed {run.seed}: trained in {result['train_time_s']:.1f} s, best validation Dice "
         f"{result['best_val_dice']:.4f}")
     return result
+
+
+def _evaluate_once(run: MethodRun, cases: list[dict], fit_cases: list[dict]) -> tuple[dict, dict]:
+    """``run``'s evaluation on the held-out ``cases`` (all metrics) and on ``fit_cases`` (training cases, Dice only),
+    made right after its training and kept in ``eval_result.json`` / ``eval_training_cases.json``, so that a run folder
+    holds its result without its model; a kept one made on other cases or with other options is made again."""
+    results = []
+    for name, wanted, options in (("eval_result.json", cases, {"ceiling": True, "vessel_metrics": True}),
+                                  ("eval_training_cases.json", fit_cases, {"ceiling": False, "vessel_metrics": False})):
+        path = run.root / name
+        kept = json.loads(path.read_text()) if path.is_file() else {}
+        if [c.get("case") for c in kept.get("cases", [])] != [case_name(str(c["image"])) for c in wanted] \
+                or kept.get("options") != options:
+            kept = {**evaluate(run, wanted, **options), "options": options}
+            write_json(path, kept)
+        results.append(kept)
+    return results[0], results[1]
 
 
 def _choose_learning_rate(method: Method, grid: list[float], seed: int, out: Path, dataset: str, budget: dict,

@@ -222,6 +222,7 @@ def markdown(rows: list[dict], info: dict[str, Any], image: str, curves_image: s
     """The comparison page: ``templates/comparison.md`` filled with ``info``, the table of ``rows``, the plots,
     each row against the reference rows (calls only beyond the seed spread), the target check, and ``notes``."""
     lines = [_TEMPLATE.read_text().format(**{**info, "overrides": json.dumps(info["overrides"]),
+                                                      "train_machines": "; ".join(info["train_machines"]),
                                                       "rising_margin": RISING_MARGIN}).rstrip(), "",
              "| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
     for row in rows:

@@ -1,4 +1,4 @@
-"""Training and evaluating one comparison row through the bundle (:class:`monai.bundle.ConfigWorkflow`).
+"""Training one comparison row through the bundle (:class:`monai.bundle.ConfigWorkflow`).
 
 Every row is a stack of bundle configs (``train.json``, ``cpu_small.json`` on CPU, the row's overlays, then the
 benchmark's extra overlays) with
@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,13 @@ import numpy as np
 import torch
 
 from t2d_monai.benchmarks.methods import Method
+from t2d_monai.benchmarks.report import machine_description
 from t2d_monai.bundle.layout import parse_configs
 from t2d_monai.bundle.paths import DEFAULT_VIEW, checkpoint_filename
-from t2d_monai.data.layouts import case_name
 from t2d_monai.transforms.view_permute import VIEWS
 from t2d_monai.utils.files import write_atomic
 
-__all__ = ["MethodRun", "TrainingClock", "evaluate", "log", "load_average", "prepare_data", "train", "write_json"]
+__all__ = ["MethodRun", "TrainingClock", "log", "load_average", "prepare_data", "train", "write_json"]
 
 
 #: override keys that name where a run lives, not how it is trained: a run folder copied elsewhere is still reused
@@ -170,6 +169,11 @@ class TrainingClock:
         return self.before + (0.0 if self.start is None else time.perf_counter() - self.start)
 
 
+def _machine(device: str) -> str:
+    """The machine this process trains on, as the report's header names machines."""
+    return machine_description(device, torch.get_num_threads())
+
+
 def _train_views(run: MethodRun) -> dict:
     """Train every view of a method (resuming an interrupted one); returns the training record, with the
     validation curve (``[iteration, validation Dice]`` per validation) and the training time (:class:`TrainingClock`),
@@ -219,93 +223,8 @@ def _train_views(run: MethodRun) -> dict:
         "seed": run.seed,
         "learning_rate": run.learning_rate,
         "load_after": load_average(),
+        "machine": _machine(run.device),  # a run folder may be reported on another machine than it was trained on
     }
-
-
-def _load_checkpoint(path: str, signature, network: torch.nn.Module, device: str) -> None:
-    state = torch.load(path, map_location=device, weights_only=True)
-    signature.load_state_dict(state["signature"])
-    network.load_state_dict(state["model"])
-
-
-def evaluate(run: MethodRun, cases: list[dict], warmup: bool = True, ceiling: bool = True,
-             vessel_metrics: bool = True) -> dict:
-    """
-    Segment ``cases`` with the trained method; Dice, InterSliceSimilarity, latency per case; with ``vessel_metrics``
-    also HD95 (mm), normalised surface Dice (at ``evaluate.json``'s ``surface_tolerance_mm``) and clDice; and (with ``ceiling``) for
-    a single-view 2D method the Dice a perfect stride-4 prediction would reach in its view
-    (:func:`~t2d_monai.benchmarks.resolution.stride_ceiling_dice`, on the label's stored axes).
-    """
-    from monai.data import DataLoader, Dataset, decollate_batch
-    from monai.metrics import compute_dice
-
-    from t2d_monai.benchmarks.resolution import stride_ceiling_dice
-    from t2d_monai.metrics.inter_slice_similarity import compute_inter_slice_similarity
-
-    if run.method.three_views:
-        parser = run.parser(run.train_files, view="axial")  # RAS order in: the layout MultiViewInferer expects
-        inf = run.parser(
-            [str(run.configs / "inference.json")]
-            + [f for f in run.train_files[1:] if f.endswith("cpu_small.json")]
-            + [str(run.configs / f) for f in run.method.overlays]
-            + [str(run.configs / "inference_three_views.json")]
-        )
-        network, inferer = inf.get_parsed_content("network"), inf.get_parsed_content("inferer")
-        for view in VIEWS:
-            sig = run.parser(run.train_files, view=view).get_parsed_content("signature")
-            _load_checkpoint(str(run.root / "models" / checkpoint_filename(view)), sig, network[view], run.device)
-    else:
-        parser = run.parser(run.train_files)
-        network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("validate#inferer")
-        _load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, run.device)
-    single_view_2d = run.method.kind == "2d" and not run.method.three_views
-    view = parser.get_parsed_content("view") if ceiling and single_view_2d else None
-    preprocessing = parser.get_parsed_content("validate#preprocessing")
-    postprocessing = parser.get_parsed_content("validate#postprocessing")
-    tolerance_mm = float(json.loads((run.configs / "evaluate.json").read_text())["surface_tolerance_mm"])
-    network.eval()
-    rows = []
-    loader = DataLoader(Dataset(cases, transform=preprocessing), batch_size=1, num_workers=0)
-    with torch.no_grad():
-        for i, batch in enumerate(loader):
-            image = batch["image"].to(run.device)
-            if i == 0 and warmup:
-                inferer(image, network)  # untimed: the first call of a shape pays one-off kernel set-up
-            load = load_average()
-            start = time.perf_counter()
-            batch["pred"] = inferer(image, network)
-            item = postprocessing(decollate_batch(batch)[0])
-            latency = time.perf_counter() - start
-            pred, label = item["pred"][None].float().cpu(), item["label"][None].float().cpu()
-            if pred.shape != label.shape:
-                raise RuntimeError(f"{run.method.name}: prediction {tuple(pred.shape)} vs label {tuple(label.shape)}.")
-            rows.append({
-                "case": case_name(str(cases[i]["image"])),
-                "dice": float(compute_dice(pred, label, include_background=True).nanmean()),
-                "inter_slice_similarity": float(compute_inter_slice_similarity(pred, label).mean()),
-                **(_vessel_metrics(pred, label, tolerance_mm) if vessel_metrics else {}),
-                "latency_s": round(latency, 3),
-                "pred_foreground": round(float(pred.mean()), 5),
-                "label_foreground": round(float(label.mean()), 5),
-                "stride4_ceiling": round(stride_ceiling_dice(label[0], view), 4) if view else float("nan"),
-                "load_1min": load[0] if load else float("nan"),
-            })
-            log(f"  {run.method.name}: {rows[-1]['case']} dice {rows[-1]['dice']:.3f} latency {latency:.2f} s")
-    params = sum(p.numel() for p in network.parameters())
-    return {"cases": rows, "params": params}
-
-
-def _vessel_metrics(pred: torch.Tensor, label: torch.Tensor, tolerance_mm: float) -> dict:
-    """HD95 (mm, nan when prediction or label is empty), surface Dice at ``tolerance_mm`` and clDice of one
-    ``(1, 1, X, Y, Z)`` case (MetaTensors: the spacing comes from their affine)."""
-    from t2d_monai.metrics import HausdorffDistance95, NormalizedSurfaceDice, compute_centerline_dice
-
-    with warnings.catch_warnings():  # MONAI warns about empty masks (the nan) and its own deprecated argument
-        warnings.simplefilter("ignore")
-        hd95 = float(HausdorffDistance95()(pred, label).mean())
-        nsd = float(NormalizedSurfaceDice(tolerance_mm)(pred, label).mean())
-    return {"hd95_mm": round(hd95, 3), "surface_dice": round(nsd, 4),
-            "cldice": round(float(compute_centerline_dice(pred, label).mean()), 4)}
 
 
 def prepare_data(out: Path, dataset_dir: str | None, preset: dict, seed: int, layout: str = "msd") -> str:

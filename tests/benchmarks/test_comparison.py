@@ -98,6 +98,9 @@ def test_tiny_benchmark_writes_a_well_formed_table(tiny_run):
     assert {"case", "dice", "latency_s", "load_1min", "hd95_mm", "surface_dice", "cldice"} <= set(per_case[0])
     fit = json.loads((run / "t2d" / "seed0" / "eval_training_cases.json").read_text())
     assert "cldice" not in fit["cases"][0]  # training cases: Dice only
+    # the evaluation kept with the run is its quality only: the latency is measured again by every report
+    kept = json.loads((run / "t2d" / "seed0" / "eval_result.json").read_text())
+    assert kept["options"] == {"ceiling": True, "vessel_metrics": True} and "latency_s" not in kept["cases"][0]
     text = md.read_text()
     assert text.count("\n| ") == len(rows) + 1  # header + one line per method
     assert "Load average" in text and "hand-written text" in text and "deeplab_k1" in text
@@ -107,6 +110,8 @@ def test_tiny_benchmark_writes_a_well_formed_table(tiny_run):
     # the HU-threshold floor is computed on the same held-out case and checked as a target
     info = json.loads((run / "comparison_info.json").read_text())
     assert 0.0 < info["threshold_dice"] <= 1.0 and f"mean Dice of {info['threshold_dice']:.4f}" in text
+    assert info["timed_untrained"] == 0 and info["timed_runs"] == len(rows)
+    assert info["train_machines"] == [info["machine"]] and f"- Training: on {info['machine']};" in text
     assert f"above the best global HU threshold ({info['threshold_dice']:.4f})" in text
     assert all(int(r["seeds"]) == 1 and r["learning_rate"] == "config" for r in rows)
     assert (out / "docs" / "images" / "comparison.png").is_file()
@@ -157,6 +162,29 @@ def test_kept_trainings_are_reused_only_under_the_same_settings(tiny_run, tmp_pa
     assert (copied / "deeplab_k1" / "seed0" / "train_result.json").read_text() == before  # kept, not retrained
     with pytest.raises(ValueError, match="spatial_size: \\[-1, -1\\] there, None now"):
         benchmark(out_dir=str(copied), tiny=True, methods="deeplab_k1", dataset_dir=str(run / "data"), threads=2)
+
+
+@pytest.mark.slow
+def test_a_run_folder_kept_without_its_models_reports_its_kept_evaluation(tiny_run, tmp_path):
+    """A run folder's JSON records without its models (what outlives the machine it was trained on): its Dice is
+    the evaluation made after its training, its latency is measured with the network's initial weights and the page
+    says so; without the evaluation either, a clear error instead of a training or a traceback."""
+    out, _ = tiny_run
+    run = out / "run"
+    kept = tmp_path / "kept"
+    shutil.copytree(run / "deeplab_k1", kept / "deeplab_k1", ignore=shutil.ignore_patterns("*.pt"))
+    again = {"tiny": True, "methods": "deeplab_k1", "dataset_dir": str(run / "data"), "spatial_size": [-1, -1],
+             "threads": 2}
+    text = Path(benchmark(out_dir=str(kept), **again)).read_text()
+    (row,) = list(csv.DictReader((kept / "comparison.csv").open()))
+    evaluation = json.loads((run / "deeplab_k1" / "seed0" / "eval_result.json").read_text())
+    assert float(row["dice_mean"]) == pytest.approx(sum(c["dice"] for c in evaluation["cases"]) / len(evaluation["cases"]),
+                                                    abs=1e-4)
+    assert float(row["latency_s"]) > 0.0 and "1 of the 1 timed runs had no model on disk" in text
+    assert not list(kept.rglob("*.pt"))  # nothing was trained again
+    (kept / "deeplab_k1" / "seed0" / "eval_result.json").unlink()
+    with pytest.raises(FileNotFoundError, match="no trained model .* and no kept evaluation"):
+        benchmark(out_dir=str(kept), **again)
 
 
 @pytest.mark.slow

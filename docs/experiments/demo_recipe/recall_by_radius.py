@@ -31,7 +31,8 @@ from monai.transforms import AsDiscreted, Compose
 from scipy import ndimage
 
 from t2d_monai.benchmarks.methods import resolve_method
-from t2d_monai.benchmarks.runner import MethodRun, _load_checkpoint
+from t2d_monai.benchmarks.evaluation import load_checkpoint
+from t2d_monai.benchmarks.runner import MethodRun
 
 BUNDLE = Path(__file__).resolve().parents[3] / "bundles" / "hepatic_vessel"
 RADIUS_EDGES_MM = (1.2, 2.0)  # bins: below 1.2 mm, 1.2 to 2 mm, 2 mm and above
@@ -58,7 +59,7 @@ def predict_lists(folder: Path, lists: tuple[str, ...], probabilities: bool = Fa
     parser = run.parser(run.train_files)
     parser.update({key: value for key, value in overrides.items() if key in parser})  # ids this row's config has
     network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("validate#inferer")
-    _load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, "cpu")
+    load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, "cpu")
     network.eval()
     split = json.loads(Path(given["split_file"]).read_text())
     pre = parser.get_parsed_content("validate#preprocessing")
