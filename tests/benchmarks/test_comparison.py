@@ -178,8 +178,8 @@ def test_a_run_folder_kept_without_its_models_reports_its_kept_evaluation(tiny_r
     text = Path(benchmark(out_dir=str(kept), **again)).read_text()
     (row,) = list(csv.DictReader((kept / "comparison.csv").open()))
     evaluation = json.loads((run / "deeplab_k1" / "seed0" / "eval_result.json").read_text())
-    assert float(row["dice_mean"]) == pytest.approx(sum(c["dice"] for c in evaluation["cases"]) / len(evaluation["cases"]),
-                                                    abs=1e-4)
+    dice = [c["dice"] for c in evaluation["cases"]]
+    assert float(row["dice_mean"]) == pytest.approx(sum(dice) / len(dice), abs=1e-4)
     assert float(row["latency_s"]) > 0.0 and "1 of the 1 timed runs had no model on disk" in text
     assert not list(kept.rglob("*.pt"))  # nothing was trained again
     (kept / "deeplab_k1" / "seed0" / "eval_result.json").unlink()
