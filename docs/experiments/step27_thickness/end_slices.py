@@ -27,16 +27,27 @@ def case_rows(folder: Path) -> list[str]:
         pred, label = np.asarray(pred).squeeze() > 0.5, np.asarray(label).squeeze() > 0.5
         other = np.asarray(without[case][0]).squeeze() > 0.5
         dice = [2 * (p & label).sum() / (p.sum() + label.sum()) for p in (pred, other)]
-        flooded = int((pred.mean(axis=(0, 2)) > 0.5).sum())
+        flooded = np.flatnonzero(pred.mean(axis=(0, 2)) > 0.5)
         rows.append(f"| {folder} | {case} | {dice[0]:.3f} | {dice[1]:.3f} | {100 * pred.mean():.2f} | "
-                    f"{100 * label.mean():.2f} | {flooded} of {pred.shape[1]} |")
+                    f"{100 * label.mean():.2f} | {len(flooded)} of {pred.shape[1]} | {_ranges(flooded)} |")
     return rows
+
+
+def _ranges(indices: np.ndarray) -> str:
+    """``[0, 1, 2, 7]`` -> ``"0-2, 7"`` ("none" when empty)."""
+    parts, start = [], None
+    for i, value in enumerate(indices):
+        start = value if start is None else start
+        if i + 1 == len(indices) or indices[i + 1] != value + 1:
+            parts.append(f"{start}" if start == value else f"{start}-{value}")
+            start = None
+    return ", ".join(parts) or "none"
 
 
 def main(folders: list[str]) -> None:
     print("| run | case | Dice, pad_ends (the recipe) | Dice, no pad_ends | predicted vessel % | true vessel % | "
-          "coronal slices > half predicted vessel |")
-    print("|---|---|---|---|---|---|---|")
+          "coronal slices > half predicted vessel | which (0 = first) |")
+    print("|---|---|---|---|---|---|---|---|")
     for folder in folders:
         print("\n".join(case_rows(Path(folder))))
 
