@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from t2d_monai.benchmarks.evaluation import evaluate, measure_latency
+from t2d_monai.benchmarks.evaluation import evaluate, measure_latency, pipeline
 from t2d_monai.benchmarks.methods import METHODS, PRESETS, Method, resolve_method
 from t2d_monai.benchmarks.report import COLUMNS, machine_description, markdown, plot, plot_curves, summary
 from t2d_monai.benchmarks.runner import MethodRun, load_average, log, prepare_data, train, write_json
@@ -276,14 +276,15 @@ def _evaluate_once(run: MethodRun, cases: list[dict], fit_cases: list[dict]) -> 
     """``run``'s evaluation on the held-out ``cases`` (all metrics) and on ``fit_cases`` (training cases, Dice only),
     made right after its training and kept in ``eval_result.json`` / ``eval_training_cases.json``, so that a run folder
     holds its result without its model; a kept one made on other cases or with other options is made again."""
-    results = []
+    results, pipe = [], None  # the network is built and loaded once, for both lists
     for name, wanted, options in (("eval_result.json", cases, {"ceiling": True, "vessel_metrics": True}),
                                   ("eval_training_cases.json", fit_cases, {"ceiling": False, "vessel_metrics": False})):
         path = run.root / name
         kept = json.loads(path.read_text()) if path.is_file() else {}
         if [c.get("case") for c in kept.get("cases", [])] != [case_name(str(c["image"])) for c in wanted] \
                 or kept.get("options") != options:
-            kept = {**evaluate(run, wanted, **options), "options": options}
+            pipe = pipe or pipeline(run)
+            kept = {**evaluate(run, wanted, pipe=pipe, **options), "options": options}
             write_json(path, kept)
         results.append(kept)
     return results[0], results[1]

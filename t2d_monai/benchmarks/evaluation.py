@@ -57,20 +57,20 @@ def pipeline(run: MethodRun, require_weights: bool = True) -> Pipeline:
             + [str(run.configs / "inference_three_views.json")]
         )
         network, inferer = inf.get_parsed_content("network"), inf.get_parsed_content("inferer")
-        checkpoints = {view: (run.root / "models" / checkpoint_filename(view), network[view]) for view in VIEWS}
-        signatures = {view: run.parser(run.train_files, view=view) for view in VIEWS}
+        # per view: its checkpoint, its network, and the training config that holds its signature
+        checkpoints = [(run.root / "models" / checkpoint_filename(view), network[view],
+                        run.parser(run.train_files, view=view)) for view in VIEWS]
     else:
         parser = run.parser(run.train_files)
         network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("validate#inferer")
-        checkpoints = {None: (Path(parser.get_parsed_content("ckpt_file")), network)}
-        signatures = {None: parser}
-    missing = [str(path) for path, _ in checkpoints.values() if not path.is_file()]
+        checkpoints = [(Path(parser.get_parsed_content("ckpt_file")), network, parser)]
+    missing = [str(path) for path, _, _ in checkpoints if not path.is_file()]
     if missing and require_weights:
         raise FileNotFoundError(f"{run.method.name} seed {run.seed}: no trained model {missing} in {run.root} and no "
                                 "kept evaluation (eval_result.json); delete the folder to train the row again.")
     if not missing:
-        for view, (path, net) in checkpoints.items():
-            load_checkpoint(str(path), signatures[view].get_parsed_content("signature"), net, run.device)
+        for path, net, config in checkpoints:
+            load_checkpoint(str(path), config.get_parsed_content("signature"), net, run.device)
     network.eval()
     return Pipeline(parser, network, inferer, parser.get_parsed_content("validate#preprocessing"),
                     parser.get_parsed_content("validate#postprocessing"), trained=not missing)
@@ -93,9 +93,11 @@ def _predictions(pipe: Pipeline, cases: list[dict], device: str, warmup: bool = 
             yield case_name(str(cases[i]["image"])), item, time.perf_counter() - start
 
 
-def evaluate(run: MethodRun, cases: list[dict], ceiling: bool = True, vessel_metrics: bool = True) -> dict:
+def evaluate(run: MethodRun, cases: list[dict], ceiling: bool = True, vessel_metrics: bool = True,
+             pipe: Pipeline | None = None) -> dict:
     """
-    Segment ``cases`` with the trained method (its checkpoint must be there): Dice and InterSliceSimilarity per case;
+    Segment ``cases`` with the trained method (its checkpoint must be there; ``pipe``: its :func:`pipeline`, when
+    built already): Dice and InterSliceSimilarity per case;
     with ``vessel_metrics`` also HD95 (mm), normalised surface Dice (at ``evaluate.json``'s ``surface_tolerance_mm``)
     and clDice; and (with ``ceiling``) for a single-view 2D method the Dice a perfect stride-4 prediction would reach
     in its view (:func:`~t2d_monai.benchmarks.resolution.stride_ceiling_dice`, on the label's stored axes).
@@ -106,7 +108,7 @@ def evaluate(run: MethodRun, cases: list[dict], ceiling: bool = True, vessel_met
     from t2d_monai.benchmarks.resolution import stride_ceiling_dice
     from t2d_monai.metrics.inter_slice_similarity import compute_inter_slice_similarity
 
-    pipe = pipeline(run)
+    pipe = pipe or pipeline(run)
     single_view_2d = run.method.kind == "2d" and not run.method.three_views
     view = pipe.parser.get_parsed_content("view") if ceiling and single_view_2d else None
     tolerance_mm = float(json.loads((run.configs / "evaluate.json").read_text())["surface_tolerance_mm"])

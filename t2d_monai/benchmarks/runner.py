@@ -169,11 +169,6 @@ class TrainingClock:
         return self.before + (0.0 if self.start is None else time.perf_counter() - self.start)
 
 
-def _machine(device: str) -> str:
-    """The machine this process trains on, as the report's header names machines."""
-    return machine_description(device, torch.get_num_threads())
-
-
 def _train_views(run: MethodRun) -> dict:
     """Train every view of a method (resuming an interrupted one); returns the training record, with the
     validation curve (``[iteration, validation Dice]`` per validation) and the training time (:class:`TrainingClock`),
@@ -223,7 +218,8 @@ def _train_views(run: MethodRun) -> dict:
         "seed": run.seed,
         "learning_rate": run.learning_rate,
         "load_after": load_average(),
-        "machine": _machine(run.device),  # a run folder may be reported on another machine than it was trained on
+        # a run folder may be reported on another machine than the one it was trained on
+        "machine": machine_description(run.device, torch.get_num_threads()),
     }
 
 
