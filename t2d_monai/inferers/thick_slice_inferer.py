@@ -137,7 +137,8 @@ class ThickSliceInferer(Inferer):
         inplane_min_size: pad H and W to at least this (int or pair), before ``inplane_divisor``; None or 1:
             no padding.
         activation: ``"auto"`` (default), ``"sigmoid"``, ``"softmax"`` or ``"none"`` (average the logits).
-        pad_mode: padding along the slices for ``D < num_slices``: ``"edge"`` (default) or ``"constant"``.
+        pad_mode: padding along the slices for ``D < num_slices`` and for ``pad_ends``: ``"edge"`` (default: the end
+            slices repeated), ``"constant"`` (zeros) or ``"reflect"`` (the volume mirrored at its end slices).
         weighting: ``"uniform"`` (default), ``"gaussian"``, or ``num_slices`` positive weights (first position
             first): weight of a window's slices by position (:func:`slab_weights`).
         sigma_scale: the Gaussian's sigma as a fraction of ``num_slices`` (``weighting="gaussian"`` only);

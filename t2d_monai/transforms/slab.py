@@ -7,7 +7,8 @@ channels and predicts ``k`` slice masks. These transforms cut such ``(k, H, W)``
 for images and labels alike (a label slab keeps one channel per slice).
 
 Volumes with fewer than ``k`` slices are padded along the slicing axis (``pad_mode``, default
-``"edge"``: the first and last slices are repeated, so a padded image slice keeps its label)
+``"edge"``: the first and last slices are repeated, so a padded image slice keeps its label; ``"reflect"``
+mirrors the volume at its end slices)
 with the extra slices split over both ends (the odd one at the end), exactly as
 :class:`~t2d_monai.inferers.ThickSliceInferer` pads at test time.
 """
@@ -43,8 +44,10 @@ __all__ = [
     "ThickSliceGroupd",
 ]
 
-#: padding modes along the slicing axis: "edge" repeats the end slices, "constant" adds zero slices.
-SLICE_PAD_MODES = ("edge", "constant")
+#: padding modes along the slicing axis: "edge" repeats the end slices, "constant" adds zero slices, "reflect"
+#: mirrors the volume at its end slices (``..., 2, 1, 0, 1, 2, ...``, as ``numpy.pad(mode="reflect")``; folded back
+#: and forth where more slices are added than the volume has).
+SLICE_PAD_MODES = ("edge", "constant", "reflect")
 
 
 def slice_padding(depth: int, num_slices: int) -> tuple[int, int]:
@@ -60,7 +63,8 @@ def pad_slices(img: torch.Tensor, before: int, after: int, mode: str = "edge") -
         img: tensor whose last axis is the slicing axis.
         before: slices added in front.
         after: slices added at the end.
-        mode: ``"edge"`` (repeat the end slices) or ``"constant"`` (zeros).
+        mode: ``"edge"`` (repeat the end slices), ``"constant"`` (zeros) or ``"reflect"`` (mirror at the end
+            slices, which are not repeated; a one-slice volume is repeated as with ``"edge"``).
 
     Returns:
         a tensor with ``img.shape[-1] + before + after`` slices (``img`` itself when nothing is added).
@@ -70,7 +74,12 @@ def pad_slices(img: torch.Tensor, before: int, after: int, mode: str = "edge") -
         return img
     if mode == "constant":
         return torch.nn.functional.pad(img, (before, after))
-    index = torch.arange(-before, img.shape[-1] + after, device=img.device).clamp_(0, img.shape[-1] - 1)
+    depth = img.shape[-1]
+    index = torch.arange(-before, depth + after, device=img.device)
+    if mode == "reflect" and depth > 1:  # a triangle wave of period 2 (depth - 1): 0 .. depth - 1 .. 1, 0 ..
+        index = (depth - 1) - ((index.remainder(2 * (depth - 1))) - (depth - 1)).abs()
+    else:
+        index = index.clamp_(0, depth - 1)
     return img.index_select(-1, index)
 
 
@@ -86,7 +95,7 @@ class ThickSlab(Transform):
     Args:
         num_slices: slices per slab ``k`` (the paper uses 15 at test time; 3 to 15 in its ablations).
         start: index of the slab's first slice; can be overridden per call.
-        pad_mode: padding along the slicing axis for short volumes, ``"edge"`` (default) or ``"constant"`` (zeros).
+        pad_mode: padding along the slicing axis for short volumes, ``"edge"`` (default), ``"constant"`` (zeros) or ``"reflect"``.
 
     Raises:
         ValueError: when ``num_slices < 1`` or ``start < 0``; at call time when the input is not
@@ -145,7 +154,7 @@ class ThickSlabd(MapTransform):
         keys: keys of the ``(1, H, W, D)`` items (typically image and label).
         num_slices: slices per slab.
         start: index of the slab's first slice.
-        pad_mode: padding along the slicing axis for short volumes, ``"edge"`` or ``"constant"``.
+        pad_mode: padding along the slicing axis for short volumes, ``"edge"``, ``"constant"`` or ``"reflect"``.
         allow_missing_keys: don't raise when a key is missing.
     """
 
@@ -188,7 +197,7 @@ class RandThickSlabd(Randomizable, MapTransform, MultiSampleTrait):
         num_samples: slabs per volume; the call returns a list of that many dictionaries.
         pos: weight of foreground-centred slabs (default 1).
         neg: weight of background-centred slabs (default 1).
-        pad_mode: padding along the slicing axis for short volumes, ``"edge"`` (default) or ``"constant"``.
+        pad_mode: padding along the slicing axis for short volumes, ``"edge"`` (default), ``"constant"`` or ``"reflect"``.
         allow_missing_keys: don't raise when a key of ``keys`` is missing.
 
     Raises:

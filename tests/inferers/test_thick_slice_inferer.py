@@ -363,6 +363,19 @@ def test_pad_ends_changes_only_the_slices_near_the_ends(stand_in_esm, cache):
     torch.testing.assert_close(padded, ThickSliceInferer(5, cache_f1=not cache, pad_ends=True)(x, net))
 
 
+def test_pad_ends_with_reflect_shows_the_end_windows_a_mirrored_volume(stand_in_esm):
+    """pad_mode "reflect": the windows over the padded ends hold the volume mirrored at its end slices, so the result
+    equals the plain inferer's over the explicitly mirrored volume, cropped back (and differs from "edge")."""
+    torch.manual_seed(7)
+    net = stand_in_esm(5)
+    x = torch.rand(1, 1, 6, 7, 12)
+    mirrored = torch.cat([x.flip(-1)[..., -5:-1], x, x.flip(-1)[..., 1:5]], dim=-1)  # slices 4..1 | 0..11 | 10..7
+    want = ThickSliceInferer(5)(mirrored, net)[..., 4:16]
+    got = ThickSliceInferer(5, pad_ends=True, pad_mode="reflect")(x, net)
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got[..., 0], ThickSliceInferer(5, pad_ends=True)(x, net)[..., 0])
+
+
 def test_pad_ends_must_be_a_bool():
     with pytest.raises(ValueError, match="pad_ends must be True or False"):
         ThickSliceInferer(5, pad_ends="true")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
@@ -22,16 +23,30 @@ def test_slab_values(num_slices, start, depth):
         assert torch.equal(slab[s], img[0, :, :, start + s])
 
 
-@pytest.mark.parametrize("mode", ["edge", "constant"])
+@pytest.mark.parametrize("mode", ["edge", "constant", "reflect"])
 def test_short_volume_padding(mode):
     img = _volume(2)  # 2 slices, slab of 5 -> 1 before, 2 after
     assert slice_padding(2, 5) == (1, 2)
     slab = ThickSlab(5, pad_mode=mode)(img)
     first, last = img[0, ..., 0], img[0, ..., 1]
-    fill = (first, last, last) if mode == "edge" else (torch.zeros_like(first),) * 3
+    fill = {"edge": (first, last, last), "constant": (torch.zeros_like(first),) * 3,
+            "reflect": (last, first, last)}[mode]  # reflect of [0, 1]: 1 | 0 1 | 0 1
     for got, want in zip(slab[[0, 3, 4]], fill):
         assert torch.equal(got, want)
     assert torch.equal(slab[1], first) and torch.equal(slab[2], last)
+
+
+@pytest.mark.parametrize("depth", [2, 3, 5])
+@pytest.mark.parametrize("before,after", [(0, 0), (1, 2), (4, 4), (9, 7)])
+def test_reflect_padding_mirrors_at_the_end_slices_as_numpy(depth, before, after):
+    """``..., 2, 1, 0, 1, 2, ...``: the end slice is not repeated, and pads longer than the volume fold back."""
+    img = torch.arange(depth)
+    want = np.pad(np.arange(depth), (before, after), mode="reflect")
+    assert pad_slices(img, before, after, "reflect").tolist() == want.tolist()
+
+
+def test_reflect_padding_of_one_slice_repeats_it():
+    assert pad_slices(torch.tensor([[7.0]]), 2, 1, "reflect").tolist() == [[7.0, 7.0, 7.0, 7.0]]
 
 
 def test_pad_slices_keeps_integer_labels():
