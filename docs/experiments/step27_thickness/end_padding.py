@@ -2,8 +2,9 @@
 (copies of the end slice) against "reflect" (the volume mirrored at its end slices, so that a window over a volume's
 end still holds slices that differ). No training: every seed of each row's chosen learning rate is segmented twice.
 
-Per row: held-out Dice per seed and mean with each padding, the number of (case, seed) pairs with flooded end slices
-(more than half of a coronal slice among the first or last 10 predicted vessel), and the predicted vessel share.
+Per row and padding: held-out Dice per seed and mean, the number of (case, seed) pairs with flooded end slices (more
+than half of a coronal slice among the first or last 10 predicted vessel), the predicted vessel share, and the mean
+Dice on the two validation cases (where a choice between the paddings would be made).
 The "edge" figures must equal the benchmark's kept evaluation (``eval_result.json``); the script stops if they do not.
 
 Usage (from the repository root; ``<out_dir>`` of the step-27 benchmark command, see README.md)::
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo_recipe"))
-from recall_by_radius import predict  # noqa: E402
+from recall_by_radius import predict_lists  # noqa: E402
 
 PAD_MODES = ("edge", "reflect")
 END_SLICES = 10  # a flooded slice is counted among the first and the last END_SLICES coronal slices
@@ -35,45 +36,55 @@ def seed_folders(out_dir: Path, row: str) -> tuple[float | None, list[Path]]:
     return lr, sorted(parent.glob("seed*"), key=lambda p: int(p.name[4:]))
 
 
-def seed_scores(folder: Path, mode: str) -> tuple[list[float], int, float]:
-    """Per held-out case Dice, the number of cases with a flooded end slice, and the mean predicted vessel %."""
+def seed_scores(folder: Path, mode: str) -> tuple[list[float], int, float, float]:
+    """Per held-out case Dice, the number of held-out cases with a flooded end slice, their mean predicted vessel %,
+    and the mean Dice on the validation cases."""
+    lists = predict_lists(folder, ("validation", "test"), pad_ends=True, pad_mode=mode)
     dice, flooded, share = [], 0, []
-    for pred, label, _ in predict(folder, pad_ends=True, pad_mode=mode).values():
+    for pred, label, _ in lists["test"].values():
         pred, label = np.asarray(pred).squeeze() > 0.5, np.asarray(label).squeeze() > 0.5
-        dice.append(float(2 * (pred & label).sum() / (pred.sum() + label.sum())))
+        dice.append(_dice(pred, label))
         per_slice = pred.mean(axis=(0, 2))
         flooded += bool((np.r_[per_slice[:END_SLICES], per_slice[-END_SLICES:]] > 0.5).any())
         share.append(100 * pred.mean())
-    return dice, flooded, float(np.mean(share))
+    validation = [_dice(np.asarray(p).squeeze() > 0.5, np.asarray(t).squeeze() > 0.5)
+                  for p, t, _ in lists["validation"].values()]
+    return dice, flooded, float(np.mean(share)), float(np.mean(validation))
+
+
+def _dice(pred: np.ndarray, label: np.ndarray) -> float:
+    return float(2 * (pred & label).sum() / (pred.sum() + label.sum()))
 
 
 def row_line(out_dir: Path, row: str) -> str:
-    """One Markdown row: for each padding, Dice per seed, mean, flooded cases, predicted vessel %."""
+    """One Markdown row: for each padding, held-out Dice per seed and mean, flooded cases, predicted vessel %,
+    validation Dice; then the difference of the held-out means."""
     lr, seeds = seed_folders(out_dir, row)
     cells, means = [], {}
     for mode in PAD_MODES:
-        per_seed, flooded, share, cases = [], 0, [], 0
+        per_seed, flooded, share, cases, validation = [], 0, [], 0, []
         for folder in seeds:
-            dice, f, s = seed_scores(folder, mode)
+            dice, seed_flooded, seed_share, seed_validation = seed_scores(folder, mode)
             if mode == "edge":
                 kept = [c["dice"] for c in json.loads((folder / "eval_result.json").read_text())["cases"]]
                 if not np.allclose(dice, kept, atol=1e-4):
                     raise SystemExit(f"{folder}: edge Dice {dice} differs from its eval_result.json {kept}.")
             per_seed.append(float(np.mean(dice)))
-            cases += len(dice)
-            flooded, share = flooded + f, share + [s]
+            cases, flooded = cases + len(dice), flooded + seed_flooded
+            share.append(seed_share)
+            validation.append(seed_validation)
         means[mode] = float(np.mean(per_seed))
         cells += [" / ".join(f"{d:.3f}" for d in per_seed), f"{means[mode]:.3f}", f"{flooded} of {cases}",
-                  f"{np.mean(share):.2f}"]
+                  f"{np.mean(share):.2f}", f"{np.mean(validation):.3f}"]
     return (f"| {row} | {lr if lr is not None else 'config'} | " + " | ".join(cells)
             + f" | {means['reflect'] - means['edge']:+.3f} |")
 
 
 def main(out_dir: str, rows: list[str]) -> None:
-    print("| row | lr | Dice per seed, edge | mean, edge | flooded cases, edge | predicted vessel %, edge | "
-          "Dice per seed, reflect | mean, reflect | flooded cases, reflect | predicted vessel %, reflect | "
-          "reflect - edge |")
-    print("|---" * 11 + "|")
+    print("| row | lr | " + " | ".join(f"{name}, {mode}" for mode in PAD_MODES for name in (
+        "held-out Dice per seed", "mean", "flooded held-out cases", "predicted vessel %", "validation Dice"))
+        + " | held-out mean, reflect - edge |")
+    print("|---" * (3 + 5 * len(PAD_MODES)) + "|")
     for row in rows:
         print(row_line(Path(out_dir), row), flush=True)
 
