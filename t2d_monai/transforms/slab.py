@@ -95,7 +95,8 @@ class ThickSlab(Transform):
     Args:
         num_slices: slices per slab ``k`` (the paper uses 15 at test time; 3 to 15 in its ablations).
         start: index of the slab's first slice; can be overridden per call.
-        pad_mode: padding along the slicing axis for short volumes, ``"edge"`` (default), ``"constant"`` (zeros) or ``"reflect"``.
+        pad_mode: padding along the slicing axis for short volumes, ``"edge"`` (default), ``"constant"`` (zeros)
+            or ``"reflect"``.
 
     Raises:
         ValueError: when ``num_slices < 1`` or ``start < 0``; at call time when the input is not
@@ -197,7 +198,8 @@ class RandThickSlabd(Randomizable, MapTransform, MultiSampleTrait):
         num_samples: slabs per volume; the call returns a list of that many dictionaries.
         pos: weight of foreground-centred slabs (default 1).
         neg: weight of background-centred slabs (default 1).
-        pad_mode: padding along the slicing axis for short volumes, ``"edge"`` (default), ``"constant"`` or ``"reflect"``.
+        pad_mode: padding along the slicing axis for short volumes, ``"edge"`` (default), ``"constant"`` or
+            ``"reflect"``.
         allow_missing_keys: don't raise when a key of ``keys`` is missing.
 
     Raises:
