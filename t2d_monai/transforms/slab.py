@@ -77,7 +77,7 @@ def pad_slices(img: torch.Tensor, before: int, after: int, mode: str = "edge") -
     depth = img.shape[-1]
     index = torch.arange(-before, depth + after, device=img.device)
     if mode == "reflect" and depth > 1:  # a triangle wave of period 2 (depth - 1): 0 .. depth - 1 .. 1, 0 ..
-        index = (depth - 1) - ((index.remainder(2 * (depth - 1))) - (depth - 1)).abs()
+        index = (depth - 1) - (index.remainder(2 * (depth - 1)) - (depth - 1)).abs()
     else:
         index = index.clamp_(0, depth - 1)
     return img.index_select(-1, index)

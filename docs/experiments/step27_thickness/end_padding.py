@@ -41,14 +41,12 @@ def seed_scores(folder: Path, mode: str) -> tuple[list[float], int, float, float
     and the mean Dice on the validation cases."""
     lists = predict_lists(folder, ("validation", "test"), pad_ends=True, pad_mode=mode)
     dice, flooded, share = [], 0, []
-    for pred, label, _ in lists["test"].values():
-        pred, label = np.asarray(pred).squeeze() > 0.5, np.asarray(label).squeeze() > 0.5
+    for pred, label, _ in lists["test"].values():  # boolean (H, W, D) masks
         dice.append(_dice(pred, label))
         per_slice = pred.mean(axis=(0, 2))
         flooded += bool((np.r_[per_slice[:END_SLICES], per_slice[-END_SLICES:]] > 0.5).any())
         share.append(100 * pred.mean())
-    validation = [_dice(np.asarray(p).squeeze() > 0.5, np.asarray(t).squeeze() > 0.5)
-                  for p, t, _ in lists["validation"].values()]
+    validation = [_dice(pred, label) for pred, label, _ in lists["validation"].values()]
     return dice, flooded, float(np.mean(share)), float(np.mean(validation))
 
 
