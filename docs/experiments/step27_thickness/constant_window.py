@@ -1,9 +1,9 @@
 """What each trained row predicts on a window of constant input, and how often its training saw one.
 
 The synthetic volumes' first and last coronal slices are air, below the HU window, so after windowing a slab there
-is one constant value (end_padding.md). With bias-free convolutions followed by instance norm without a learnt shift
-(the CPU recipe's ``norm: instance``), a constant input gives zero features, so the network's output on it is set by
-its biases alone, unless training showed it such windows. Per row and seed (each row's chosen learning rate):
+is one constant value (end_padding.md). Where every convolution is followed by instance norm without a learnt shift
+(the CPU recipe's ``norm: instance``), a constant input gives zero features whatever the convolutions' biases, so the
+network's output on it is its head's bias, unless a layer with a learnt shift comes after the last norm. Per row and seed (each row's chosen learning rate):
 
 - the network's logit at each window position on one window of air (inner positions, those the slab loss trains),
   and whether it is the bias of the slice head's 1x1 convolution alone (every feature before it zero);
@@ -31,30 +31,18 @@ from monai.data import decollate_batch, list_data_collate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo_recipe"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from end_padding import seed_folders  # noqa: E402
-from recall_by_radius import BUNDLE, RUN_KEYS  # noqa: E402
+from recall_by_radius import run_parser  # noqa: E402
 
 from t2d_monai.benchmarks.evaluation import load_checkpoint  # noqa: E402
-from t2d_monai.benchmarks.methods import resolve_method  # noqa: E402
-from t2d_monai.benchmarks.runner import MethodRun  # noqa: E402
 
 DRAWS = 5  # passes over the training volumes when counting constant crops
 
 
-def run_parser(folder: Path):
-    """The config parser of the trained run in ``folder`` (as the benchmark built it) and its record's overrides."""
-    record = json.loads((folder / "train_result.json").read_text())
-    given = record["overrides"]
-    trained = {k: v for k, v in given.items() if k not in RUN_KEYS}
-    run = MethodRun(resolve_method(record["method"]), folder, given["dataset_dir"], trained, "cpu", BUNDLE,
-                    seed=record["seed"])
-    return run.parser(run.train_files), given
-
-
 def constant_response(folder: Path) -> tuple[float, float, torch.Tensor, bool]:
     """Percent of the voxels predicted vessel on the first held-out case with every voxel set to its air value, and
-    the mean vessel probability the inferer gives there (before the threshold); the
-    network's logit per window position on one window of air (constant in-plane); whether those logits are the
-    slice head's 1x1 convolution bias alone."""
+    the mean vessel probability the inferer gives there (before the threshold); the network's logit per window
+    position on one window of air (constant in-plane); whether those logits are the head's 1x1 convolution bias
+    alone."""
     parser, given = run_parser(folder)
     network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("validate#inferer")
     load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, "cpu")
