@@ -47,26 +47,27 @@ def predict(folder: Path, cases: str = "test", probabilities: bool = False,
     return predict_lists(folder, (cases,), probabilities, **overrides)[cases]
 
 
-def run_parser(folder: Path):
-    """The config parser of the trained run in ``folder`` (a benchmark's seed folder), built as the benchmark built
-    it, and the overrides its ``train_result.json`` records."""
+def load_run(folder: Path, **overrides):
+    """The trained run in ``folder`` (a benchmark's seed folder) as the benchmark built it: its config parser
+    (``overrides`` applied where the config has the id), the overrides its ``train_result.json`` records, its
+    network with the best checkpoint loaded (eval mode, CPU) and its validation inferer."""
     record = json.loads((folder / "train_result.json").read_text())
     given = record["overrides"]
     trained = {k: v for k, v in given.items() if k not in RUN_KEYS}
     run = MethodRun(resolve_method(record["method"]), folder, given["dataset_dir"], trained, "cpu", BUNDLE,
                     seed=record["seed"])
-    return run.parser(run.train_files), given
+    parser = run.parser(run.train_files)
+    parser.update({key: value for key, value in overrides.items() if key in parser})  # ids this row's config has
+    network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("validate#inferer")
+    load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, "cpu")
+    return parser, given, network.eval(), inferer
 
 
 def predict_lists(folder: Path, lists: tuple[str, ...], probabilities: bool = False,
                   **overrides) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray, tuple]]]:
     """:func:`predict` for several of the split's lists (e.g. ``("validation", "test")``), the network loaded once:
     list name -> case -> (prediction or probability, label, spacing)."""
-    parser, given = run_parser(folder)
-    parser.update({key: value for key, value in overrides.items() if key in parser})  # ids this row's config has
-    network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("validate#inferer")
-    load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, "cpu")
-    network.eval()
+    parser, given, network, inferer = load_run(folder, **overrides)
     split = json.loads(Path(given["split_file"]).read_text())
     pre = parser.get_parsed_content("validate#preprocessing")
     post = parser.get_parsed_content("validate#postprocessing")

@@ -28,27 +28,23 @@ import sys
 from pathlib import Path
 
 import torch
+from monai.bundle import ConfigParser
 from monai.data import decollate_batch, list_data_collate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo_recipe"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from end_padding import seed_folders  # noqa: E402
-from recall_by_radius import run_parser  # noqa: E402
-
-from t2d_monai.benchmarks.evaluation import load_checkpoint  # noqa: E402
+from recall_by_radius import load_run  # noqa: E402
 
 DRAWS = 5  # passes over the training volumes when counting constant crops
 
 
-def constant_response(folder: Path) -> tuple[float, float, torch.Tensor, bool]:
+def constant_response(folder: Path) -> tuple[float, float, torch.Tensor, bool, ConfigParser]:
     """Percent of the voxels predicted vessel on the first held-out case with every voxel set to its air value, and
     the mean vessel probability the inferer gives there (before the threshold); the network's logit per window
     position on one window of air (its in-plane mean); whether those logits are the head's 1x1 convolution bias
-    alone (constant in-plane, every feature before the head zero)."""
-    parser, given = run_parser(folder)
-    network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("validate#inferer")
-    load_checkpoint(parser.get_parsed_content("ckpt_file"), parser.get_parsed_content("signature"), network, "cpu")
-    network.eval()
+    alone (constant in-plane, every feature before the head zero); and the run's config parser."""
+    parser, given, network, inferer = load_run(folder)
     case = json.loads(Path(given["split_file"]).read_text())["test"][0]
     batch = list_data_collate([parser.get_parsed_content("validate#preprocessing")(
         {k: str(Path(given["dataset_dir"]) / v) for k, v in case.items()})])
@@ -65,12 +61,12 @@ def constant_response(folder: Path) -> tuple[float, float, torch.Tensor, bool]:
     if probability.min() < 0 or probability.max() > 1:
         raise SystemExit(f"{folder}: the inferer's output is not a probability.")
     return (share, float(probability.mean()), logits,
-            constant and torch.allclose(logits, getattr(network.head, "conv", network.head).bias, atol=1e-5))
+            constant and torch.allclose(logits, getattr(network.head, "conv", network.head).bias, atol=1e-5), parser)
 
 
-def constant_crop_share(folder: Path) -> tuple[float, int]:
-    """Percent of the training crops whose image is one constant value, and the number of crops drawn."""
-    parser, _ = run_parser(folder)
+def constant_crop_share(parser: ConfigParser) -> tuple[float, int]:
+    """Percent of the training crops (``parser``'s ``train#preprocessing``) whose image is one constant value, and the
+    number of crops drawn."""
     transform = parser.get_parsed_content("train#preprocessing")
     transform.set_random_state(seed=0)
     files = parser.get_parsed_content("datasplit")["training"]
@@ -88,10 +84,10 @@ def constant_crop_share(folder: Path) -> tuple[float, int]:
 def row_line(out_dir: Path, row: str) -> str:
     """One Markdown row: the chosen rate, per seed the vessel share on a constant volume, then constant crops."""
     lr, seeds = seed_folders(out_dir, row)
-    shares, probabilities, logits, bias_only = zip(*(constant_response(folder) for folder in seeds))
+    shares, probabilities, logits, bias_only, parsers = zip(*(constant_response(folder) for folder in seeds))
     inner = [f"{float(x[1:-1].min()):.2f} to {float(x[1:-1].max()):.2f}" if len(x) > 2 else f"{float(x[0]):.2f}"
              for x in logits]
-    crops, total = constant_crop_share(seeds[0])  # the crops depend on the row's config, not on the seed's network
+    crops, total = constant_crop_share(parsers[0])  # the crops depend on the row's config, not on the seed's network
     volume = " / ".join(f"{s:.1f} ({p:.3f})" for s, p in zip(shares, probabilities))
     return (f"| {row} | {lr if lr is not None else 'config'} | {volume}"
             + " | " + " / ".join(inner) + f" | {'yes' if all(bias_only) else 'no'} | {crops:.2f} ({total} crops) |")
