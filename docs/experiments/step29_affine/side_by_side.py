@@ -31,7 +31,8 @@ def row(folder: Path, name: str) -> dict | None:
     if not choice.is_file():
         return None
     lr = json.loads(choice.read_text())["chosen"]
-    evals = [json.loads(p.read_text())["cases"] for p in sorted((folder / name / f"lr{lr:g}").glob("seed*/eval_result.json"))]
+    kept = sorted((folder / name / f"lr{lr:g}").glob("seed*/eval_result.json"))
+    evals = [json.loads(p.read_text())["cases"] for p in kept]
     if not evals:
         return None
     dice = np.array([np.mean([c["dice"] for c in cases]) for cases in evals])
