@@ -21,19 +21,20 @@ import numpy as np
 
 from t2d_monai.benchmarks.report import compare
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo_recipe"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "step27_thickness"))
+from end_padding import seed_folders  # noqa: E402
+
 ROWS = ["deeplab_k1", "early_k3", "early_k6", "early_k9", "early_k15", "t2d_k3", "t2d_k6", "t2d_k9", "t2d_k15",
         "unet3d"]
 
 
 def row(folder: Path, name: str) -> dict | None:
     """``name``'s figures in ``folder`` at its chosen learning rate, or None where it is not trained yet."""
-    choice = folder / name / "learning_rate.json"
-    if not choice.is_file():
-        return None
-    lr = json.loads(choice.read_text())["chosen"]
-    kept = sorted((folder / name / f"lr{lr:g}").glob("seed*/eval_result.json"))
-    evals = [json.loads(p.read_text())["cases"] for p in kept]
-    if not evals:
+    lr, seeds = seed_folders(folder, name)
+    kept = [s / "eval_result.json" for s in seeds if (s / "eval_result.json").is_file()]
+    evals = [json.loads(path.read_text())["cases"] for path in kept]
+    if lr is None or not evals:
         return None
     dice = np.array([np.mean([c["dice"] for c in cases]) for cases in evals])
     return {"lr": lr, "dice_mean": float(dice.mean()), "dice_seed_range": float(dice.max() - dice.min()),
