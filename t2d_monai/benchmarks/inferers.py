@@ -134,7 +134,8 @@ def inferer_benchmark(
         decoder_channels: decoder width of the default factory's 2D networks (the bundle's ``decoder_channels``:
             256 in ``train.json``, 64 in ``cpu_small.json``); ignored with a ``network_factory``.
         norm: normalisation of the default factory's 2D networks (``batch``, the paper's; ``instance``, the CPU
-            overlay's); ignored with a ``network_factory``. The 3D UNet keeps MONAI's default (instance norm).
+            overlay's without its learnt shift, which costs one addition per channel); ignored with a
+            ``network_factory``. The 3D UNet keeps MONAI's default (instance norm).
         encoder_depth: ResNet stages of the default factory's 2D networks (5, the paper's; 4 without layer4);
             ignored with a ``network_factory``.
         weighting: the thick-slice inferer's slab position weights, ``uniform`` (the paper's mean) or ``gaussian``

@@ -54,8 +54,8 @@ def test_package_bundle_folder(packaged, checkpoint):
     assert list(meta["inputs"]["image"]["channel_def"]) == list(meta["outputs"]["pred"]["channel_def"]) == [
         str(i) for i in range(6)
     ]
-    # cpu_small.json's instance norm needs 2x2 values at stride 16: the slice sides become multiples of 32
-    assert inference["norm"] == "instance"
+    # cpu_small.json's instance norm (learnt shift) needs 2x2 values at stride 16: slice sides multiples of 32
+    assert inference["norm"] == ["instance", {"affine": True}]
     assert meta["inputs"]["image"]["spatial_shape"] == meta["outputs"]["pred"]["spatial_shape"] == ["32*n", "32*n"]
     assert (packaged / "models" / "model.pt").read_bytes() == checkpoint.read_bytes()
 

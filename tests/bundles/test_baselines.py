@@ -97,7 +97,8 @@ def test_2d_baseline_trains_and_signs_its_checkpoint(dataset, tmp_path, name, fi
         bundle_root=str(tmp_path), dataset_dir=str(dataset), **overrides,
     ))
     expected = {"view": "coronal", "num_slices": 6, "group_size": 3, "backbone": "resnet18", "fusion": "esm",
-                "attention": "ssa", "decoder_channels": 64, "decoder": "unet", "norm": "instance", "encoder_depth": 4,
+                "attention": "ssa", "decoder_channels": 64, "decoder": "unet", "norm": ["instance", {"affine": True}],
+                "encoder_depth": 4,
                 **fields}
     assert torch.load(tmp_path / "models" / "model.pt", weights_only=True)["signature"] == expected
     assert torch.load(tmp_path / "models" / "checkpoint.pt", weights_only=True)["trainer"]["iteration"] == 2

@@ -104,7 +104,8 @@ def test_train_writes_signed_checkpoints(trained):
     model = torch.load(trained / "models" / "model.pt", weights_only=True)
     assert model["signature"] == {
         "view": "coronal", "num_slices": 6, "group_size": 3, "backbone": "resnet18", "fusion": "esm", "attention": "ssa",
-        "decoder_channels": 64, "decoder": "unet", "norm": "instance", "encoder_depth": 4,  # the CPU overlay's recipe
+        "decoder_channels": 64, "decoder": "unet", "encoder_depth": 4,  # the CPU overlay's recipe
+        "norm": ["instance", {"affine": True}],
     }
     state = torch.load(trained / "models" / "checkpoint.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 4 and state["trainer"]["epoch_length"] == 2
