@@ -76,6 +76,7 @@ def benchmark(
     seed: int = 0,
     seeds: str | Sequence[int] | None = None,
     learning_rates: str | Sequence[float] | None = None,
+    learning_rates_from: str | None = None,
     overlays: str | Sequence[str] | None = None,
     warmup: bool = True,
     bundle: str = DEFAULT_BUNDLE,
@@ -115,6 +116,9 @@ def benchmark(
         learning_rates: comma-separated grid; each row's learning rate is the one with the best validation Dice at
             the first seed (recorded in ``<out_dir>/<method>/learning_rate.json`` and the table). Default: the
             preset's (``cpu``: 0.001,0.002); empty: each row's config value.
+        learning_rates_from: an earlier benchmark's ``out_dir``: each row takes the learning rate chosen there (its
+            ``<method>/learning_rate.json``, copied beside the row with ``taken_from``) instead of a grid, e.g. a
+            longer budget reusing the choice made at a shorter one. Excludes ``learning_rates``.
         overlays: comma-separated extra training overlays for every row, after the row's own, as names under the
             bundle's ``configs/`` (e.g. ``augment.json``: slab-consistent in-plane and intensity augmentation).
         warmup: run each method once, untimed, on the first test case before timing it. Default True.
@@ -150,6 +154,11 @@ def benchmark(
         raise ValueError("seeds must name at least one training seed, e.g. --seeds 0,1,2.")
     if any(lr <= 0 for lr in grid):
         raise ValueError(f"learning_rates must be positive, got {grid}.")
+    if learning_rates_from is not None:
+        if learning_rates is not None and grid:
+            raise ValueError("give either learning_rates (a grid to choose from) or learning_rates_from (the choices "
+                             "of an earlier out_dir), not both.")
+        grid = []  # not the preset's grid either
     budget = _budget(conf, overrides, num_iterations)
     extra = tuple(_parse_list(overlays, "overlays"))
     root = bundle_dir(bundle)
@@ -183,8 +192,12 @@ def benchmark(
     for i, method in enumerate(run_methods, 1):
         log(f"[{i}/{len(run_methods)}] {method.name} ({method.label})")
         base = trained.get(method.reuse_from or "")
-        lr = base[0] if base is not None else _choose_learning_rate(method, grid, seed_list[0], out, dataset, budget, device,
-                                                                    extra, root)
+        if base is not None:
+            lr = base[0]
+        elif learning_rates_from is not None:
+            lr = _take_learning_rate(method, Path(learning_rates_from), out)
+        else:
+            lr = _choose_learning_rate(method, grid, seed_list[0], out, dataset, budget, device, extra, root)
         runs = []
         for s in seed_list:
             run = _make_run(method, out, dataset, budget, device, s, lr, extra, root)
@@ -223,6 +236,7 @@ def benchmark(
                  "slabs or patches",
         "preset": name, "overrides": {k: v for k, v in budget.items() if k != "spatial_size"},
         "seeds": seed_list, "learning_rates": grid, "extra_overlays": list(extra),
+        "learning_rate_rule": _learning_rate_rule(grid, learning_rates_from),
         "threshold_dice": threshold["mean_dice"], "threshold_hu": threshold["hu"],
         "timed_untrained": untrained, "timed_runs": sum(len(trained[m.name][1]) for m in run_methods),
         "train_machines": sorted({rec.get("machine", "not recorded") for _, runs in trained.values()
@@ -308,6 +322,36 @@ def _choose_learning_rate(method: Method, grid: list[float], seed: int, out: Pat
                 "best_val_dice": {f"{lr:g}": scores[lr] for lr in candidates}, "chosen": best, "seed": seed})
     log(f"  {method.name}: learning rate {best:g} chosen from {candidates} (validation Dice {scores})")
     return best
+
+
+def _take_learning_rate(method: Method, earlier: Path, out: Path) -> float:
+    """The learning rate chosen for ``method`` in the ``earlier`` out_dir, recorded again under ``out`` with the
+    folder it was taken from.
+
+    Raises:
+        FileNotFoundError: ``earlier`` holds no choice for ``method``.
+    """
+    path = earlier / method.name / "learning_rate.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"learning_rates_from: {path} does not exist; run the benchmark in {earlier} with a "
+                                f"--learning_rates grid for {method.name} first, or choose its rate here with a grid.")
+    choice = json.loads(path.read_text())
+    if (out / method.name / "learning_rate.json").resolve() != path.resolve():
+        write_json(out / method.name / "learning_rate.json", {**choice, "taken_from": str(path.resolve())})
+    log(f"  {method.name}: learning rate {choice['chosen']:g} taken from {path}")
+    return float(choice["chosen"])
+
+
+def _learning_rate_rule(grid: list[float], earlier: str | None) -> str:
+    """The page's sentence on how each row's learning rate was set."""
+    if earlier is not None:
+        return (f"taken per row from the choice made in `{earlier}` (its `<method>/learning_rate.json`: the best "
+                "validation Dice at that run's first seed among its grid and the row's own config value; copied "
+                "beside each row here with `taken_from`), the same way for every row; three-view rows use their "
+                "single-view row's choice.")
+    return (f"chosen per row from the grid {grid} plus the row's own config value by the best validation Dice at "
+            "the first seed (an empty grid: each row keeps its config value, or the `--learning_rate` given to every "
+            "row), the same way for every row; three-view rows use their single-view row's choice.")
 
 
 def _split_probe(dataset: str, budget: dict, bundle: Path):

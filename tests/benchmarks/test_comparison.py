@@ -51,6 +51,10 @@ def test_every_method_overlay_exists():
         ({"dataset_dir": "/no/such/folder"}, FileNotFoundError, "does not exist"),
         ({"seeds": "0,x"}, ValueError, "seeds must be a comma-separated list"),
         ({"learning_rates": "0.01,-1"}, ValueError, "learning_rates must be positive"),
+        ({"learning_rates": "0.01", "learning_rates_from": "x"}, ValueError,
+         "either learning_rates .* or learning_rates_from"),
+        ({"methods": "deeplab_k1", "learning_rates_from": "/no/such/run"}, FileNotFoundError,
+         "deeplab_k1/learning_rate.json does not exist; run the benchmark in /no/such/run with a --learning_rates"),
     ],
 )
 def test_ill_arg(tmp_path, kwargs, error, match):
@@ -234,6 +238,17 @@ def test_seeds_learning_rate_grid_and_curves(tmp_path):
     first = json.loads((chosen / "seed1" / "eval_result.json").read_text())["cases"]
     second = json.loads((again / "deeplab_k1" / f"lr{choice['chosen']:g}" / "seed1" / "eval_result.json").read_text())
     assert [c["dice"] for c in first] == [c["dice"] for c in second["cases"]]
+    # a longer budget can take each row's choice from this run instead of a grid (no grid: only the chosen rate)
+    longer = tmp_path / "longer"
+    benchmark(out_dir=str(longer), tiny=True, methods="deeplab_k1", seeds="0", learning_rates_from=str(run),
+              num_iterations=4, threads=2)
+    assert [p.name for p in (longer / "deeplab_k1").glob("lr*")] == [f"lr{choice['chosen']:g}"]
+    taken = json.loads((longer / "deeplab_k1" / "learning_rate.json").read_text())
+    assert taken["chosen"] == choice["chosen"]
+    assert taken["taken_from"] == str((run / "deeplab_k1" / "learning_rate.json").resolve())
+    (row,) = list(csv.DictReader((longer / "comparison.csv").open()))
+    assert float(row["learning_rate"]) == choice["chosen"]
+    assert f"taken per row from the choice made in `{run}`" in (longer / "comparison.md").read_text()
 
 
 def test_budget_scales_the_preset_schedule_to_a_new_budget():
