@@ -159,6 +159,9 @@ def benchmark(
             raise ValueError("give either learning_rates (a grid to choose from) or learning_rates_from (the choices "
                              "of an earlier out_dir), not both.")
         grid = []  # not the preset's grid either
+        for method in run_methods:  # before any training: every row needs its earlier choice
+            if method.reuse_from not in names:
+                _earlier_choice(Path(learning_rates_from), method)
     budget = _budget(conf, overrides, num_iterations)
     extra = tuple(_parse_list(overlays, "overlays"))
     root = bundle_dir(bundle)
@@ -324,9 +327,8 @@ def _choose_learning_rate(method: Method, grid: list[float], seed: int, out: Pat
     return best
 
 
-def _take_learning_rate(method: Method, earlier: Path, out: Path) -> float:
-    """The learning rate chosen for ``method`` in the ``earlier`` out_dir, recorded again under ``out`` with the
-    folder it was taken from.
+def _earlier_choice(earlier: Path, method: Method) -> Path:
+    """The ``learning_rate.json`` of ``method`` in the ``earlier`` out_dir.
 
     Raises:
         FileNotFoundError: ``earlier`` holds no choice for ``method``.
@@ -335,6 +337,13 @@ def _take_learning_rate(method: Method, earlier: Path, out: Path) -> float:
     if not path.is_file():
         raise FileNotFoundError(f"learning_rates_from: {path} does not exist; run the benchmark in {earlier} with a "
                                 f"--learning_rates grid for {method.name} first, or choose its rate here with a grid.")
+    return path
+
+
+def _take_learning_rate(method: Method, earlier: Path, out: Path) -> float:
+    """The learning rate chosen for ``method`` in the ``earlier`` out_dir, recorded again under ``out`` with the
+    file it was taken from."""
+    path = _earlier_choice(earlier, method)
     choice = json.loads(path.read_text())
     if (out / method.name / "learning_rate.json").resolve() != path.resolve():
         write_json(out / method.name / "learning_rate.json", {**choice, "taken_from": str(path.resolve())})
