@@ -159,9 +159,6 @@ def benchmark(
             raise ValueError("give either learning_rates (a grid to choose from) or learning_rates_from (the choices "
                              "of an earlier out_dir), not both.")
         grid = []  # not the preset's grid either
-        for method in run_methods:  # before any training: every row needs its earlier choice
-            if method.reuse_from not in names:
-                _earlier_choice(Path(learning_rates_from), method)
     budget = _budget(conf, overrides, num_iterations)
     extra = tuple(_parse_list(overlays, "overlays"))
     root = bundle_dir(bundle)
@@ -173,6 +170,9 @@ def benchmark(
     device = str(device)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    # read before data and training: a row without an earlier choice fails at once, not after the rows before it
+    taken = {} if learning_rates_from is None else _take_learning_rates(
+        [m for m in run_methods if m.reuse_from not in names], Path(learning_rates_from), out)
     load_start = load_average()
     log(f"preset {name}: methods {[m.name for m in run_methods]}, seeds {seed_list}, learning-rate grid {grid}, "
         f"output {out}, load {load_start}")
@@ -197,8 +197,8 @@ def benchmark(
         base = trained.get(method.reuse_from or "")
         if base is not None:
             lr = base[0]
-        elif learning_rates_from is not None:
-            lr = _take_learning_rate(method, Path(learning_rates_from), out)
+        elif method.name in taken:
+            lr = taken[method.name]
         else:
             lr = _choose_learning_rate(method, grid, seed_list[0], out, dataset, budget, device, extra, root)
         runs = []
@@ -327,40 +327,36 @@ def _choose_learning_rate(method: Method, grid: list[float], seed: int, out: Pat
     return best
 
 
-def _earlier_choice(earlier: Path, method: Method) -> Path:
-    """The ``learning_rate.json`` of ``method`` in the ``earlier`` out_dir.
+def _take_learning_rates(methods: list[Method], earlier: Path, out: Path) -> dict[str, float]:
+    """Each method's learning rate chosen in the ``earlier`` out_dir (its ``<method>/learning_rate.json``), recorded
+    again under ``out`` with the file it was taken from.
 
     Raises:
-        FileNotFoundError: ``earlier`` holds no choice for ``method``.
+        FileNotFoundError: ``earlier`` holds no choice for one of ``methods`` (checked for all before any is copied).
     """
-    path = earlier / method.name / "learning_rate.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"learning_rates_from: {path} does not exist; run the benchmark in {earlier} with a "
-                                f"--learning_rates grid for {method.name} first, or choose its rate here with a grid.")
-    return path
-
-
-def _take_learning_rate(method: Method, earlier: Path, out: Path) -> float:
-    """The learning rate chosen for ``method`` in the ``earlier`` out_dir, recorded again under ``out`` with the
-    file it was taken from."""
-    path = _earlier_choice(earlier, method)
-    choice = json.loads(path.read_text())
-    if (out / method.name / "learning_rate.json").resolve() != path.resolve():
-        write_json(out / method.name / "learning_rate.json", {**choice, "taken_from": str(path.resolve())})
-    log(f"  {method.name}: learning rate {choice['chosen']:g} taken from {path}")
-    return float(choice["chosen"])
+    paths = {m.name: earlier / m.name / "learning_rate.json" for m in methods}
+    for name, path in paths.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"learning_rates_from: {path} does not exist; run the benchmark in {earlier} with "
+                                    f"a --learning_rates grid for {name} first, or choose its rate here with a grid.")
+    rates = {}
+    for name, path in paths.items():
+        choice = json.loads(path.read_text())
+        if (out / name / "learning_rate.json").resolve() != path.resolve():
+            write_json(out / name / "learning_rate.json", {**choice, "taken_from": str(path.resolve())})
+        log(f"  {name}: learning rate {choice['chosen']:g} taken from {path}")
+        rates[name] = float(choice["chosen"])
+    return rates
 
 
 def _learning_rate_rule(grid: list[float], earlier: str | None) -> str:
     """The page's sentence on how each row's learning rate was set."""
-    if earlier is not None:
-        return (f"taken per row from the choice made in `{earlier}` (its `<method>/learning_rate.json`: the best "
-                "validation Dice at that run's first seed among its grid and the row's own config value; copied "
-                "beside each row here with `taken_from`), the same way for every row; three-view rows use their "
-                "single-view row's choice.")
-    return (f"chosen per row from the grid {grid} plus the row's own config value by the best validation Dice at "
-            "the first seed (an empty grid: each row keeps its config value, or the `--learning_rate` given to every "
-            "row), the same way for every row; three-view rows use their single-view row's choice.")
+    how = (f"taken per row from the choice made in `{earlier}` (its `<method>/learning_rate.json`: the best "
+           "validation Dice at that run's first seed among its grid and the row's own config value; copied beside "
+           "each row here with `taken_from`)") if earlier is not None else (
+        f"chosen per row from the grid {grid} plus the row's own config value by the best validation Dice at the "
+        "first seed (an empty grid: each row keeps its config value, or the `--learning_rate` given to every row)")
+    return how + ", the same way for every row; three-view rows use their single-view row's choice."
 
 
 def _split_probe(dataset: str, budget: dict, bundle: Path):
