@@ -1,0 +1,47 @@
+"""Step 30's finished trainings, one line per row and seed: learning rate, best validation Dice and its iteration,
+held-out Dice (mean over the test cases of the training's ``eval_result.json``), whether the validation curve still
+rose at the end (:func:`t2d_monai.benchmarks.report.still_rising`, the benchmark's criterion) and the training time.
+
+Reads a benchmark ``out_dir`` or its kept records (the JSON files are enough); prints a Markdown table.
+
+Usage (from the repository root)::
+
+    python docs/experiments/step30_budget19200/status.py docs/experiments/step30_budget19200/records
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from t2d_monai.benchmarks.report import still_rising
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "step27_thickness"))
+from end_padding import seed_folders  # noqa: E402
+
+ROWS = ["t2d_k6", "unet3d", "early_k6", "deeplab_k1"]
+
+
+def main(out_dir: str) -> None:
+    print("| row | seed | learning rate | best validation Dice (iteration) | held-out Dice | still rising at the end "
+          "| train time (s) |")
+    print("|---|---|---|---|---|---|---|")
+    for row in ROWS:
+        lr, folders = seed_folders(Path(out_dir), row)
+        for folder in folders:
+            if not (folder / "eval_result.json").is_file():
+                continue  # training or evaluation not finished
+            curve = json.loads((folder / "curve.json").read_text())  # [[iteration, validation Dice], ...]
+            at, best = max(curve, key=lambda point: point[1])
+            cases = json.loads((folder / "eval_result.json").read_text())["cases"]
+            seconds = json.loads((folder / "train_time.json").read_text())["train_time_s"]
+            print(f"| {row} | {folder.name[4:]} | {lr:g} | {best:.3f} ({at}) | "
+                  f"{np.mean([c['dice'] for c in cases]):.3f} | {'yes' if still_rising(curve) else 'no'} | "
+                  f"{seconds:.0f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
