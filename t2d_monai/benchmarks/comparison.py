@@ -35,7 +35,7 @@ import torch
 from t2d_monai.benchmarks.evaluation import evaluate, measure_latency, pipeline
 from t2d_monai.benchmarks.methods import METHODS, PRESETS, Method, resolve_method
 from t2d_monai.benchmarks.report import COLUMNS, machine_description, markdown, plot, plot_curves, summary
-from t2d_monai.benchmarks.runner import MethodRun, load_average, log, prepare_data, train, write_json
+from t2d_monai.benchmarks.runner import MethodRun, load_average, log, prepare_data, train, write_case_split, write_json
 from t2d_monai.benchmarks.threshold_baseline import best_global_threshold
 from t2d_monai.bundle.layout import parse_configs
 from t2d_monai.bundle.paths import DEFAULT_BUNDLE, bundle_dir
@@ -102,8 +102,10 @@ def benchmark(
             ``<out_dir>/data`` with the preset's shape and number of cases.
         quick: the ``quick`` preset (3 methods, 64x64x32 volumes, 40 iterations; ~10 minutes on 2 cores).
         tiny: the ``tiny`` preset (2 iterations on 32^3 volumes; for tests).
-        preset: ``tiny``, ``quick``, ``cpu`` (default on CPU: 12 rows, 96x96x48 volumes, 6000 iterations, 3 seeds,
-            a learning-rate grid) or ``gpu`` (all methods, the bundle's paper-scale settings). Overrides ``quick``/``tiny``.
+        preset: ``tiny``, ``quick``, ``cpu`` (default on CPU, docs/results.md: 10 rows, 32 volumes of 128x128x64,
+            3200 iterations, 3 seeds, a learning-rate grid), ``cpu96`` (the earlier CPU comparison: 12 rows,
+            96x96x48 volumes, 6000 iterations) or ``gpu`` (all methods, the bundle's paper-scale settings).
+            Overrides ``quick``/``tiny``.
         num_iterations: training iterations for every method (default the preset's).
         thickness: comma-separated slab thicknesses K; adds ``t2d_k<K>`` methods (Table 4).
         docs_dir: also write ``results.md`` and ``images/comparison.png`` there (e.g. ``docs``).
@@ -182,6 +184,10 @@ def benchmark(
                     f"{conf['num_cases']} --seed {seed}`"
         budget.setdefault("spatial_size", [-1, -1])  # keep the synthetic volumes' in-plane size
     dataset = prepare_data(out, dataset_dir, conf, seed, synthetic_layout(root))
+    if dataset_dir is None and "split_cases" in conf and "split_file" not in budget:  # the preset's held-out cases
+        budget["split_file"] = write_case_split(out, dataset, conf["split_cases"], root)
+        held = conf["split_cases"]
+        data_note += f"; test cases {held['test']}, validation cases {held['validation']} by number (`split.json`)"
     budget.setdefault("num_test", conf["num_test"])
     budget.setdefault("num_validation", conf["num_validation"])
     budget.setdefault("split_seed", seed)

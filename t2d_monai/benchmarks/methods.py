@@ -92,9 +92,13 @@ def resolve_method(name: str) -> Method:
 
 
 #: budgets and sizes. ``tiny`` is for tests, ``quick`` checks that everything works (~10 min on 2 cores),
-#: ``cpu`` is the full CPU comparison (hours on 2 cores: every row, a learning-rate grid and three seeds),
-#: ``gpu`` the paper-scale settings. ``learning_rates``: the grid each row's learning rate is chosen from (by
-#: validation Dice, at the first seed); ``seeds``: training seeds per row.
+#: ``cpu`` is the comparison of docs/results.md (Table 4's slab thicknesses for T2D and early fusion, the single
+#: slice and the 3D U-Net; about 5 hours on 2 cores: a learning-rate grid and three seeds per row), ``cpu96`` the
+#: earlier CPU comparison on smaller volumes (docs/experiments/cpu_preset_6000), ``gpu`` the paper-scale settings.
+#: ``learning_rates``: the grid each row's learning rate is chosen from (by validation Dice, at the first seed);
+#: ``seeds``: training seeds per row; ``split_cases``: the held-out cases of the synthetic data by number (1 is
+#: ``*_001``), the rest training data; without it, or with a given data set, ``num_test`` and ``num_validation``
+#: cases are drawn by the split seed.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "methods": ["deeplab_k1", "t2d", "unet3d"],
@@ -110,7 +114,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "overrides": {"num_slices": 6, "num_iterations": 40, "iterations_per_epoch": 20, "val_interval": 2,
                       "volumes_per_batch": 2, "slabs_per_volume": 2, "patch_size": [32, 32, 32]},
     },
-    "cpu": {
+    "cpu": {  # the target's rows first; the split of docs/experiments/demo_recipe/split_demo24.json
+        "methods": ["t2d_k6", "early_k6", "deeplab_k1", "unet3d", "early_k9", "early_k15", "early_k3", "t2d_k3",
+                    "t2d_k9", "t2d_k15"],
+        "shape": [128, 128, 64], "num_cases": 32, "num_test": 6, "num_validation": 2,
+        "split_cases": {"test": [19, 5, 22, 11, 12, 3], "validation": [23, 7]},
+        "learning_rates": [0.001, 0.002], "seeds": [0, 1, 2],
+        "overrides": {"num_slices": 15, "num_iterations": 3200, "iterations_per_epoch": 100, "val_interval": 4,
+                      "volumes_per_batch": 1, "slabs_per_volume": 2, "patch_size": [32, 32, 32]},
+    },
+    "cpu96": {
         "methods": ["deeplab_k1", "t2d", "unet3d", "esm", "t2d_k3", "t2d_k6", "t2d_k9", "early_k3", "early_k6",
                     "early_k9", "early_k15", "t2d_3views"],
         "shape": [96, 96, 48], "num_cases": 12, "num_test": 3, "num_validation": 1,

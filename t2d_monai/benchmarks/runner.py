@@ -24,7 +24,8 @@ from t2d_monai.bundle.paths import DEFAULT_VIEW, checkpoint_filename
 from t2d_monai.transforms.view_permute import VIEWS
 from t2d_monai.utils.files import write_atomic
 
-__all__ = ["MethodRun", "TrainingClock", "log", "load_average", "prepare_data", "train", "write_json"]
+__all__ = ["MethodRun", "TrainingClock", "log", "load_average", "prepare_data", "train", "write_case_split",
+           "write_json"]
 
 
 #: override keys that name where a run lives, not how it is trained: a run folder copied elsewhere is still reused
@@ -237,6 +238,17 @@ def prepare_data(out: Path, dataset_dir: str | None, preset: dict, seed: int, la
         log(f"synthesising {preset['num_cases']} cases of {preset['shape']} ({layout} layout) into {data}")
         synth(str(data), num_cases=preset["num_cases"], num_test=0, seed=seed, shape=preset["shape"], layout=layout)
     return str(data)
+
+
+def write_case_split(out: Path, dataset: str, split_cases: dict[str, list[int]], bundle: Path) -> str:
+    """``<out>/split.json``: a preset's held-out cases of its synthetic data (``{"test": [...], "validation":
+    [...]}``, case numbers, :func:`~t2d_monai.data.datalist.split_by_number`) in the bundle's data layout; its path."""
+    from t2d_monai.data.datalist import save_split, split_by_number
+
+    conf = parse_configs([bundle / "configs" / "train.json"], bundle)
+    parts = split_by_number(dataset, split_cases["test"], split_cases["validation"], conf["data_layout"],
+                            conf["target_label"])
+    return save_split(parts, str(out / "split.json"))
 
 
 def train(run: MethodRun, reuse_root: Path | None = None) -> dict:

@@ -3,7 +3,14 @@ subject-folder layouts (TotalSegmentator, PanTS, AbdomenAtlas)."""
 
 from __future__ import annotations
 
-from t2d_monai.data.datalist import PAPER_TEST_FRACTION, find_cases, load_datalists, make_split, save_split
+from t2d_monai.data.datalist import (
+    PAPER_TEST_FRACTION,
+    find_cases,
+    load_datalists,
+    make_split,
+    save_split,
+    split_by_number,
+)
 from t2d_monai.data.image_writer import AtomicNibabelWriter
 from t2d_monai.data.layouts import LAYOUTS, SubjectLayout, find_subject_cases, read_layout_split
 from t2d_monai.data.synthetic import DEFAULT_SHAPE, DEFAULT_SPACING, LABELS, case_affine, generate_case, write_dataset
@@ -24,5 +31,6 @@ __all__ = [
     "make_split",
     "read_layout_split",
     "save_split",
+    "split_by_number",
     "write_dataset",
 ]

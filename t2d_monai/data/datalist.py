@@ -24,7 +24,9 @@ import numpy as np
 
 from t2d_monai.utils.files import write_atomic
 
-__all__ = ["PAPER_TEST_FRACTION", "find_cases", "load_datalists", "make_split", "save_split", "split"]
+__all__ = [
+    "PAPER_TEST_FRACTION", "find_cases", "load_datalists", "make_split", "save_split", "split", "split_by_number"
+]
 
 #: 75 of the 303 labelled Task08 cases were the paper's test set (228 trained on)
 PAPER_TEST_FRACTION: float = 75.0 / 303.0
@@ -195,6 +197,43 @@ def _layout_split(root: str, seed: int, num_val: int | None, val_fraction: float
 
     return {"seed": int(seed), "training": [rel(s) for s in training], "validation": [rel(s) for s in validation],
             "test": [rel(s) for s in parts["test"]]}
+
+
+def split_by_number(
+    dataset_dir: str, test: list[int], validation: list[int], layout: str = "msd", label: str | None = None
+) -> dict[str, Any]:
+    """A split that names its held-out cases by number: case ``i`` is the i-th labelled case in path order, from 1
+    (the synthetic data's ``hepaticvessel_001`` or ``s0001`` is case 1), so that the same cases are held out in
+    every layout a data set is written in. Every other case is training data, in path order.
+
+    Args:
+        dataset_dir: data set folder (see :func:`find_cases`).
+        test: numbers of the test cases, in the order they are listed.
+        validation: numbers of the validation cases.
+        layout: see :func:`find_cases`. Default ``"msd"``.
+        label: the class of a subject-folder layout. Default None.
+
+    Returns:
+        the split as :func:`make_split` gives it (paths relative to ``dataset_dir``), without ``seed``.
+
+    Raises:
+        ValueError: a number that is not a case of the folder, or one given twice.
+    """
+    root = os.path.abspath(os.path.expanduser(str(dataset_dir)))
+    cases = find_cases(root, layout, label)
+    numbers = [*test, *validation]
+    bad = [n for n in numbers if isinstance(n, bool) or int(n) != n or not 1 <= int(n) <= len(cases)]
+    if bad:
+        raise ValueError(f"case numbers {bad} are not cases of {root}: it has {len(cases)} labelled cases (1 to "
+                         f"{len(cases)} in path order); give numbers in that range or a data set with more cases.")
+    if len(set(numbers)) != len(numbers):
+        raise ValueError(f"a case number is given twice in test={list(test)}, validation={list(validation)}.")
+
+    def rel(n: int) -> dict[str, str]:
+        return {k: os.path.relpath(v, root) for k, v in cases[int(n) - 1].items()}
+
+    return {"training": [rel(n) for n in range(1, len(cases) + 1) if n not in set(numbers)],
+            "validation": [rel(n) for n in validation], "test": [rel(n) for n in test]}
 
 
 def save_split(split_dict: dict[str, Any], path: str) -> str:

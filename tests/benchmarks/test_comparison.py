@@ -12,6 +12,7 @@ import pytest
 from t2d_monai.benchmarks.comparison import METHODS, PRESETS, benchmark, resolve_method
 
 BUNDLE_CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel" / "configs"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 @pytest.mark.parametrize(
@@ -256,22 +257,66 @@ def test_budget_scales_the_preset_schedule_to_a_new_budget():
     from t2d_monai.benchmarks.comparison import _budget
 
     conf = PRESETS["cpu"]
-    assert _budget(conf, {}, None)["lr_milestones"] == [4200, 5400]
+    assert _budget(conf, {}, None)["lr_milestones"] == [2240, 2880]
     assert _budget(conf, {}, 4500)["lr_milestones"] == [3150, 4050]
     assert _budget(conf, {"lr_milestones": [100]}, 4500)["lr_milestones"] == [100]
 
 
+def test_cpu_preset_is_the_recipe_of_the_results_page(tmp_path):
+    """``benchmark`` on CPU (the ``cpu`` preset) trains what docs/results.md reports: its rows in its order, its
+    seeds and learning-rate grid, every row with the settings its records there were trained with, on the same
+    synthetic cases (case i depends only on the data seed and i) split the same way."""
+    from t2d_monai.benchmarks.comparison import _budget
+    from t2d_monai.benchmarks.runner import MethodRun, write_case_split
+    from t2d_monai.data.synthetic import DEFAULT_SHAPE
+
+    conf, rows = PRESETS["cpu"], list(csv.DictReader((DOCS / "results.csv").open()))
+    assert conf["methods"] == [row["method"] for row in rows]
+    assert all(int(row["seeds"]) == len(conf["seeds"]) for row in rows)
+    records = DOCS / "experiments" / "step29_affine" / "records"  # the page's trainings
+    norm = json.loads((BUNDLE_CONFIGS / "cpu_small.json").read_text())["norm"]
+    # what benchmark() adds for synthetic data on CPU; where the data are and how they are split are checked below
+    budget = {**_budget(conf, {}, None), "spatial_size": [-1, -1], "split_seed": 0, "num_workers": 0}
+    located = {"dataset_dir", "split_file", "num_test", "num_validation"}
+    for row in rows:
+        choice = json.loads((records / row["method"] / "learning_rate.json").read_text())
+        assert choice["grid"] == conf["learning_rates"] and choice["chosen"] == float(row["learning_rate"])
+        seed0 = records / row["method"] / f"lr{choice['chosen']:g}" / "seed0"
+        given = json.loads((seed0 / "settings.json").read_text())
+        run = MethodRun(resolve_method(row["method"]), tmp_path, "data", budget, "cpu", BUNDLE_CONFIGS.parent,
+                        seed=0, learning_rate=choice["chosen"])
+        now, there = run.settings["overrides"], given["overrides"]
+        assert run.settings["configs"] == given["configs"]
+        assert there.pop("norm") == norm  # given on the command line then, cpu_small.json's value since
+        assert {k for k in set(now) | set(there) if now.get(k) != there.get(k)} <= located, row["method"]
+
+    page_split = json.loads((DOCS / "experiments" / "demo_recipe" / "split_demo24.json").read_text())
+    assert conf["num_cases"] == sum(len(page_split[k]) for k in ("training", "validation", "test"))
+    assert tuple(conf["shape"]) == DEFAULT_SHAPE  # the page's data: synth --num_cases 32, default shape, seed 0
+    names = [f"hepaticvessel_{i:03d}.nii.gz" for i in range(1, conf["num_cases"] + 1)]
+    meta = {"labels": {"0": "background", "1": "Vessel", "2": "Tumour"},
+            "training": [{"image": f"./imagesTr/{n}", "label": f"./labelsTr/{n}"} for n in names]}
+    (tmp_path / "dataset.json").write_text(json.dumps(meta))
+    written = json.loads(Path(write_case_split(tmp_path, str(tmp_path), conf["split_cases"],
+                                               BUNDLE_CONFIGS.parent)).read_text())
+    assert all(written[k] == page_split[k] for k in ("training", "validation", "test"))
+
+
 @pytest.mark.slow
-def test_benchmark_runs_through_another_target_bundle(tmp_path):
+def test_benchmark_runs_through_another_target_bundle(tmp_path, monkeypatch):
     """``--bundle``: data synthesised in the target's layout (TotalSegmentator subject folders), its label read
-    through its configs, cases named apart by their subject."""
+    through its configs, cases named apart by their subject; a preset's ``split_cases`` hold out the same case
+    numbers in that layout."""
+    monkeypatch.setitem(PRESETS, "tiny", {**PRESETS["tiny"], "split_cases": {"test": [3], "validation": [1]}})
     run = tmp_path / "run"
     benchmark(out_dir=str(run), tiny=True, methods="t2d", bundle="duodenum", threads=2)
     assert (run / "data" / "meta.csv").is_file() and list((run / "data").glob("*/segmentations/duodenum.nii.gz"))
     rows = list(csv.DictReader((run / "comparison_per_case.csv").open()))
-    assert rows and all(r["case"].endswith("/ct.nii.gz") for r in rows)
-    assert len({r["case"] for r in rows}) == len(rows)
+    assert [r["case"] for r in rows] == ["s0003/ct.nii.gz"]
     assert 0.0 <= float(rows[0]["dice"]) <= 1.0
+    split = json.loads((run / "split.json").read_text())
+    assert [c["image"] for c in split["training"]] == ["s0002/ct.nii.gz", "s0004/ct.nii.gz"]
+    assert "test cases [3], validation cases [1] by number" in (run / "comparison.md").read_text()
 
 
 def test_evaluation_split_follows_the_split_file(small_dataset, tmp_path):

@@ -5,7 +5,7 @@ import json
 import pytest
 from monai.data import load_decathlon_datalist
 
-from t2d_monai.data.datalist import find_cases, load_datalists, make_split, save_split, split
+from t2d_monai.data.datalist import find_cases, load_datalists, make_split, save_split, split, split_by_number
 
 
 @pytest.fixture
@@ -98,6 +98,35 @@ def test_split_command(fake_task08, tmp_path):
 def test_ill_arg(fake_task08, kwargs, error):
     with pytest.raises(error):
         make_split(str(fake_task08), **kwargs)
+
+
+def test_split_by_number(fake_task08):
+    """Held-out cases named by number (1 is hepaticvessel_001), in the order given; the rest train, in path order."""
+    parts = split_by_number(str(fake_task08), test=[19, 5], validation=[303, 1])
+    assert _ids(parts["test"]) == ["imagesTr/hepaticvessel_019.nii.gz", "imagesTr/hepaticvessel_005.nii.gz"]
+    assert _ids(parts["validation"]) == ["imagesTr/hepaticvessel_303.nii.gz", "imagesTr/hepaticvessel_001.nii.gz"]
+    assert parts["test"][0]["label"] == "labelsTr/hepaticvessel_019.nii.gz"
+    assert len(parts["training"]) == 299 and _ids(parts["training"])[:2] == [
+        "imagesTr/hepaticvessel_002.nii.gz", "imagesTr/hepaticvessel_003.nii.gz"]
+
+
+def test_split_by_number_in_a_subject_layout(tmp_path):
+    from t2d_monai.data.synthetic_layouts import synth
+
+    synth(str(tmp_path / "ts"), num_cases=3, num_test=0, shape=[16, 16, 8], layout="totalsegmentator")
+    parts = split_by_number(str(tmp_path / "ts"), [3], [1], layout="totalsegmentator", label="duodenum")
+    assert _ids(parts["test"]) == ["s0003/ct.nii.gz"] and _ids(parts["validation"]) == ["s0001/ct.nii.gz"]
+    assert parts["training"] == [{"image": "s0002/ct.nii.gz", "label": "s0002/segmentations/duodenum.nii.gz"}]
+
+
+@pytest.mark.parametrize(
+    "test, validation, match",
+    [([304], [1], r"case numbers \[304\] are not cases of .*303 labelled cases"), ([0], [], "numbers \\[0\\]"),
+     ([2.5], [], "2.5"), ([4], [4], "given twice")],
+)
+def test_split_by_number_ill_arg(fake_task08, test, validation, match):
+    with pytest.raises(ValueError, match=match):
+        split_by_number(str(fake_task08), test, validation)
 
 
 def test_missing_folder(tmp_path):
