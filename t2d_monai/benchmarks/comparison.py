@@ -112,7 +112,7 @@ def benchmark(
         notes: a Markdown file whose text is appended to the table (the hand-written reading).
         device: ``cpu`` or ``cuda[:i]``. Default ``cpu``.
         threads: torch CPU threads (default: torch's).
-        seed: seed of the synthetic data and of the split. Default 0.
+        seed: seed of the synthetic data and of a split by seed (not of a preset's ``split_cases``). Default 0.
         seeds: comma-separated training seeds; every row is trained once per seed (``<out_dir>/<method>/seed<s>``)
             and reported as the mean and spread over seeds. Default: the preset's (``cpu``: 0,1,2).
         learning_rates: comma-separated grid; each row's learning rate is the one with the best validation Dice at
