@@ -98,8 +98,8 @@ def resolve_method(name: str) -> Method:
 #: ``learning_rates``: the grid each row's learning rate is chosen from (by validation Dice, at the first seed);
 #: ``seeds``: training seeds per row; ``split_cases``: the held-out cases of the synthetic data by number (1 is
 #: ``*_001``), the rest training data; without it, or with a given data set, ``num_test`` and ``num_validation``
-#: cases are drawn by the split seed (the ``cpu`` preset keeps the earlier preset's, so that the trainings kept
-#: under docs/experiments are reused by their commands).
+#: cases are drawn by the split seed (the ``cpu`` preset keeps the earlier preset's: the trainings of docs/results.md
+#: and of step 30 recorded them, and a kept training is reused only under equal settings).
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "methods": ["deeplab_k1", "t2d", "unet3d"],
