@@ -103,7 +103,7 @@ def benchmark(
         quick: the ``quick`` preset (3 methods, 64x64x32 volumes, 40 iterations; ~10 minutes on 2 cores).
         tiny: the ``tiny`` preset (2 iterations on 32^3 volumes; for tests).
         preset: ``tiny``, ``quick``, ``cpu`` (default on CPU, docs/results.md: 10 rows, 32 volumes of 128x128x64,
-            3200 iterations, 3 seeds, a learning-rate grid), ``cpu96`` (the earlier CPU comparison: 12 rows,
+            3200 iterations, 3 seeds, a learning-rate grid), ``cpu96`` (the earlier CPU comparison, 12 rows on
             96x96x48 volumes, 6000 iterations) or ``gpu`` (all methods, the bundle's paper-scale settings).
             Overrides ``quick``/``tiny``.
         num_iterations: training iterations for every method (default the preset's).
