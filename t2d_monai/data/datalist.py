@@ -88,6 +88,11 @@ def _subject_cases(dataset_dir: str, layout: str, label: str | None) -> list[dic
     return find_subject_cases(dataset_dir, label, layout)
 
 
+def _relative(case: dict[str, str], root: str) -> dict[str, str]:
+    """A case's image and label paths relative to the data set folder ``root`` (a split's entries)."""
+    return {k: os.path.relpath(case[k], root) for k in ("image", "label")}
+
+
 def _count(name: str, number: int | None, fraction: float, total: int) -> int:
     if number is None:
         if not 0.0 <= float(fraction) < 1.0:
@@ -163,7 +168,7 @@ def make_split(
     order = np.random.default_rng(int(seed)).permutation(total)
 
     def rel(i: int) -> dict[str, str]:
-        return {k: os.path.relpath(v, root) for k, v in cases[i].items()}
+        return _relative(cases[i], root)
 
     return {
         "seed": int(seed),
@@ -193,7 +198,7 @@ def _layout_split(root: str, seed: int, num_val: int | None, val_fraction: float
         raise ValueError(f"the split file of layout {layout!r} in {root!r} leaves no training case.")
 
     def rel(subject: str) -> dict[str, str]:
-        return {k: os.path.relpath(cases[subject][k], root) for k in ("image", "label")}
+        return _relative(cases[subject], root)
 
     return {"seed": int(seed), "training": [rel(s) for s in training], "validation": [rel(s) for s in validation],
             "test": [rel(s) for s in parts["test"]]}
@@ -230,9 +235,10 @@ def split_by_number(
         raise ValueError(f"a case number is given twice in test={list(test)}, validation={list(validation)}.")
 
     def rel(n: int) -> dict[str, str]:
-        return {k: os.path.relpath(v, root) for k, v in cases[int(n) - 1].items()}
+        return _relative(cases[int(n) - 1], root)
 
-    return {"training": [rel(n) for n in range(1, len(cases) + 1) if n not in set(numbers)],
+    held = set(numbers)
+    return {"training": [rel(n) for n in range(1, len(cases) + 1) if n not in held],
             "validation": [rel(n) for n in validation], "test": [rel(n) for n in test]}
 
 
