@@ -161,7 +161,7 @@ def benchmark(
             raise ValueError("give either learning_rates (a grid to choose from) or learning_rates_from (the choices "
                              "of an earlier out_dir), not both.")
         grid = []  # not the preset's grid either
-    budget = _budget(conf, overrides, num_iterations)
+    budget = _budget(conf, overrides, num_iterations, seed, str(device), synthetic=dataset_dir is None)
     extra = tuple(_parse_list(overlays, "overlays"))
     root = bundle_dir(bundle)
     missing = [o for o in extra if not (root / "configs" / o).is_file()]
@@ -182,16 +182,11 @@ def benchmark(
     if dataset_dir is None:
         data_note = f"synthetic, `python -m t2d_monai synth --shape {','.join(map(str, conf['shape']))} --num_cases " \
                     f"{conf['num_cases']} --seed {seed}`"
-        budget.setdefault("spatial_size", [-1, -1])  # keep the synthetic volumes' in-plane size
     dataset = prepare_data(out, dataset_dir, conf, seed, synthetic_layout(root))
     if dataset_dir is None and "split_cases" in conf and "split_file" not in budget:  # the preset's held-out cases
         budget["split_file"] = write_case_split(out, dataset, conf["split_cases"], root)
         held = conf["split_cases"]
         data_note += f"; test cases {held['test']}, validation cases {held['validation']} by number (`split.json`)"
-    budget.setdefault("num_test", conf["num_test"])
-    budget.setdefault("num_validation", conf["num_validation"])
-    budget.setdefault("split_seed", seed)
-    budget.setdefault("num_workers", 0 if device == "cpu" else 4)
 
     probe = _split_probe(dataset, budget, root)
     split = probe.get_parsed_content("datasplit")
@@ -255,9 +250,17 @@ def benchmark(
     return _write_outputs(out, rows, per_case, curves, info, notes, docs_dir)
 
 
-def _budget(conf: dict, overrides: dict, num_iterations: int | None) -> dict:
-    """The overrides every method gets: the preset's, the command line's, and a schedule scaled to the budget."""
+def _budget(conf: dict, overrides: dict, num_iterations: int | None, seed: int = 0, device: str = "cpu",
+            synthetic: bool = False) -> dict:
+    """The overrides every method gets: the preset's, the command line's, a schedule scaled to the budget, the
+    split (the preset's counts, ``seed``), the loader workers for ``device``, and for ``synthetic`` data the
+    volumes' own in-plane size (a preset's ``split_cases`` file is added once the data are written)."""
     budget = {**conf["overrides"], **overrides}
+    if synthetic:
+        budget.setdefault("spatial_size", [-1, -1])
+    for key, value in (("num_test", conf["num_test"]), ("num_validation", conf["num_validation"]),
+                       ("split_seed", seed), ("num_workers", 0 if device == "cpu" else 4)):
+        budget.setdefault(key, value)
     if num_iterations is not None:
         if int(num_iterations) < 1:
             raise ValueError(f"num_iterations must be >= 1, got {num_iterations}.")

@@ -275,9 +275,7 @@ def test_cpu_preset_is_the_recipe_of_the_results_page(tmp_path):
     assert all(int(row["seeds"]) == len(conf["seeds"]) for row in rows)
     records = DOCS / "experiments" / "step29_affine" / "records"  # the page's trainings
     norm = json.loads((BUNDLE_CONFIGS / "cpu_small.json").read_text())["norm"]
-    # what benchmark() adds for synthetic data on CPU; where the data are and their split are checked below
-    budget = {**_budget(conf, {}, None), "spatial_size": [-1, -1], "split_seed": 0, "num_workers": 0,
-              "num_test": conf["num_test"], "num_validation": conf["num_validation"]}
+    budget = _budget(conf, {}, None, seed=0, device="cpu", synthetic=True)  # data and split are checked below
     located = {"dataset_dir", "split_file"}
     for row in rows:
         choice = json.loads((records / row["method"] / "learning_rate.json").read_text())
