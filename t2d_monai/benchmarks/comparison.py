@@ -142,6 +142,7 @@ def benchmark(
         python -m t2d_monai benchmark --preset gpu --device cuda --dataset_dir /data/Task08_HepaticVessel
     """
     command = "python -m t2d_monai benchmark " + shlex.join(sys.argv[2:]) if sys.argv[1:2] == ["benchmark"] else None
+    device = str(device)
     name = preset or ("tiny" if tiny else "quick" if quick else ("cpu" if device == "cpu" else "gpu"))
     if name not in PRESETS:
         raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}.")
@@ -161,7 +162,7 @@ def benchmark(
             raise ValueError("give either learning_rates (a grid to choose from) or learning_rates_from (the choices "
                              "of an earlier out_dir), not both.")
         grid = []  # not the preset's grid either
-    budget = _budget(conf, overrides, num_iterations, seed, str(device), synthetic=dataset_dir is None)
+    budget = _budget(conf, overrides, num_iterations, seed, device, synthetic=dataset_dir is None)
     extra = tuple(_parse_list(overlays, "overlays"))
     root = bundle_dir(bundle)
     missing = [o for o in extra if not (root / "configs" / o).is_file()]
@@ -169,7 +170,6 @@ def benchmark(
         raise FileNotFoundError(f"overlays {missing} are not in {root / 'configs'}; give file names there.")
     if threads is not None:
         torch.set_num_threads(int(threads))
-    device = str(device)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     # read before data and training: a row without an earlier choice fails at once, not after the rows before it

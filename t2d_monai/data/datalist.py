@@ -157,7 +157,7 @@ def make_split(
         own = _layout_split(root, seed, num_val, val_fraction, layout, subjects)
         if own is not None:
             return own
-        cases = [{"image": c["image"], "label": c["label"]} for c in subjects]
+        cases = subjects  # a split keeps only their image and label (_relative)
     total = len(cases)
     n_test = _count("test", num_test, test_fraction, total)
     n_val = _count("val", num_val, val_fraction, total - n_test)
