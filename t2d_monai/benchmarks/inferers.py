@@ -56,7 +56,7 @@ def scaled_patch(size: Sequence[int], multiple: int = 8) -> tuple[int, ...]:
 
 def t2dnet_factory(num_slices: int, fusion: str, attention: str | None, backbone: str,
                    decoder: str = "deeplabv3plus", decoder_channels: int = 256,
-                   norm: str = "batch", encoder_depth: int = 5) -> torch.nn.Module:
+                   norm: str | tuple = "batch", encoder_depth: int = 5) -> torch.nn.Module:
     """Default network factory: ``t2d_monai.networks.T2DNet`` (imported when called), one output class."""
     try:
         from t2d_monai.networks import T2DNet
@@ -107,7 +107,7 @@ def inferer_benchmark(
     seed: int = 0,
     decoder: str = "deeplabv3plus",
     decoder_channels: int = 256,
-    norm: str = "batch",
+    norm: str | tuple = "batch",
     encoder_depth: int = 5,
     weighting: str = "uniform",
     pad_ends: bool = False,
@@ -133,9 +133,10 @@ def inferer_benchmark(
             ``unet`` (full resolution, the CPU overlay's); ignored with a ``network_factory``.
         decoder_channels: decoder width of the default factory's 2D networks (the bundle's ``decoder_channels``:
             256 in ``train.json``, 64 in ``cpu_small.json``); ignored with a ``network_factory``.
-        norm: normalisation of the default factory's 2D networks (``batch``, the paper's; ``instance``, the CPU
-            overlay's without its learnt shift, which costs one addition per channel); ignored with a
-            ``network_factory``. The 3D UNet keeps MONAI's default (instance norm).
+        norm: normalisation of the default factory's 2D networks, a MONAI norm name or ``(name, args)``
+            (``batch``, the paper's; ``["instance", {"affine": True}]``, the CPU overlay's); ignored with a
+            ``network_factory``. The 3D UNet keeps MONAI's default (instance norm without the learnt shift, one
+            multiply-add per channel less).
         encoder_depth: ResNet stages of the default factory's 2D networks (5, the paper's; 4 without layer4);
             ignored with a ``network_factory``.
         weighting: the thick-slice inferer's slab position weights, ``uniform`` (the paper's mean) or ``gaussian``
@@ -147,9 +148,10 @@ def inferer_benchmark(
 
     Example (the CPU overlay's networks and aggregation at the paper's volume scale)::
 
-        python -m t2d_monai inferer_benchmark --out_dir docs/experiments/inferer_cpu_recipe_gaussian \
-            --backbone resnet18 --num_slices 6 --decoder unet --decoder_channels 64 --norm instance \
-            --unet_channels 16,32,64,128,256 --encoder_depth 4 --weighting gaussian --pad_ends True --sw_mode gaussian
+        python -m t2d_monai inferer_benchmark --out_dir docs/experiments/inferer_cpu_recipe_affine \
+            --backbone resnet18 --num_slices 6 --decoder unet --decoder_channels 64 \
+            --norm '["instance",{"affine":True}]' --unet_channels 16,32,64,128,256 --encoder_depth 4 \
+            --weighting gaussian --pad_ends True --sw_mode gaussian
 
     Returns:
         the result rows (also written as CSV).
