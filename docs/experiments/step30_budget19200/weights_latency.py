@@ -1,6 +1,7 @@
-"""Whether longer training slows T2D's inference: the validation inferer of two trained T2D k = 6 runs (by default
-step 29's seed 0, 3200 iterations, and step 30's seed 0, 19200 iterations) timed side by side in one process on one
-random 128 x 128 x 64 volume, three times each, alternating. Needs the runs' models (not kept in records/).
+"""Whether longer training slows T2D's inference: the benchmark's own latency measurement
+(:func:`t2d_monai.benchmarks.evaluation.measure_latency`: validation inferer + post-processing per held-out case,
+after a warm-up) of trained T2D k = 6 runs, taken in one process in three alternating rounds, so that the runs meet
+the same machine. Needs the runs' models and data (not kept in records/).
 
 Usage (from the repository root, after step 29 and step 30 were trained into runs/)::
 
@@ -12,42 +13,33 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from t2d_monai.benchmarks.evaluation import pipeline
+from t2d_monai.benchmarks.evaluation import measure_latency
 from t2d_monai.benchmarks.methods import resolve_method
 from t2d_monai.benchmarks.runner import MethodRun
 
 
-def run_pipeline(root: str):
-    """The run's validation pipeline with its best checkpoint, under the overrides it was trained with."""
+def method_run(root: str) -> MethodRun:
+    """The T2D k = 6 run in ``root`` under the overrides it was trained with (its ``settings.json``), on the CPU."""
     overrides = json.loads((Path(root) / "settings.json").read_text())["overrides"]
     overrides = {k: v for k, v in overrides.items() if k not in ("device", "amp")}
-    run = MethodRun(resolve_method("t2d_k6"), Path(root), overrides.pop("dataset_dir"), overrides, "cpu",
-                    Path("bundles/hepatic_vessel"), seed=overrides.get("seed", 0))
-    pipe = pipeline(run)
-    pipe.network.eval()
-    return pipe
-
-
-def seconds(pipe, volume: torch.Tensor) -> float:
-    with torch.no_grad():
-        start = time.perf_counter()
-        pipe.inferer(volume, pipe.network)
-        return time.perf_counter() - start
+    return MethodRun(resolve_method("t2d_k6"), Path(root), overrides.pop("dataset_dir"), overrides, "cpu",
+                     Path("bundles/hepatic_vessel"), seed=overrides.get("seed", 0))
 
 
 if __name__ == "__main__":
-    pipes = {root: run_pipeline(root) for root in sys.argv[1:]}
-    volume = torch.rand(1, 1, 128, 128, 64, generator=torch.Generator().manual_seed(0))
-    for pipe in pipes.values():
-        seconds(pipe, volume)  # untimed warm-up
-    times = {root: [] for root in pipes}
+    runs = [method_run(root) for root in sys.argv[1:]]
+    cases = runs[0].parser(runs[0].train_files).get_parsed_content("datasplit")["test"]
+    rounds: dict[str, list[float]] = {str(run.root): [] for run in runs}
     for _ in range(3):
-        for root, pipe in pipes.items():
-            times[root].append(seconds(pipe, volume))
-    for root, ts in times.items():
-        print(f"{root}: " + " ".join(f"{t:.2f}" for t in ts) + " s")
+        for run in runs:
+            timed = measure_latency(run, cases)
+            if not timed["trained_weights"]:
+                raise FileNotFoundError(f"{run.root} has no trained model; train it first.")
+            rounds[str(run.root)].append(float(np.mean([c["latency_s"] for c in timed["cases"]])))
+    print(f"mean seconds per held-out case ({len(cases)} cases), three rounds:")
+    for root, means in rounds.items():
+        print(f"{root}: " + " ".join(f"{m:.2f}" for m in means))
