@@ -2,7 +2,8 @@
 held-out Dice (mean over the test cases of the training's ``eval_result.json``), whether the validation curve still
 rose at the end (:func:`t2d_monai.benchmarks.report.still_rising`, the benchmark's criterion) and the training time.
 
-Reads a benchmark ``out_dir`` or its kept records (the JSON files are enough); prints a Markdown table.
+Reads a benchmark ``out_dir`` or its kept records (the JSON files are enough); prints a Markdown table. Rows that the
+folder does not hold are left out, so it also reads step 31's (the single slice only).
 
 Usage (from the repository root)::
 
@@ -22,7 +23,7 @@ from t2d_monai.benchmarks.report import still_rising
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "step27_thickness"))
 from end_padding import seed_folders  # noqa: E402
 
-ROWS = ["t2d_k6", "unet3d", "early_k6", "deeplab_k1"]
+ROWS = ["t2d_k6", "unet3d", "early_k6", "deeplab_k1", "early_k9"]
 
 
 def main(out_dir: str) -> None:
