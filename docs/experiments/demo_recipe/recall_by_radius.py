@@ -47,15 +47,22 @@ def predict(folder: Path, cases: str = "test", probabilities: bool = False,
     return predict_lists(folder, (cases,), probabilities, **overrides)[cases]
 
 
+def method_run(folder: Path, record: dict) -> MethodRun:
+    """The run in ``folder`` (a benchmark's seed folder) as the benchmark built it, on the CPU, from its
+    ``train_result.json`` (``record``): its method, seed and the overrides it was trained with."""
+    given = record["overrides"]
+    trained = {k: v for k, v in given.items() if k not in RUN_KEYS}
+    return MethodRun(resolve_method(record["method"]), folder, given["dataset_dir"], trained, "cpu", BUNDLE,
+                     seed=record["seed"])
+
+
 def load_run(folder: Path, **overrides):
     """The trained run in ``folder`` (a benchmark's seed folder) as the benchmark built it: its config parser
     (``overrides`` applied where the config has the id), the overrides its ``train_result.json`` records, its
     network with the best checkpoint loaded (eval mode, CPU) and its validation inferer."""
     record = json.loads((folder / "train_result.json").read_text())
     given = record["overrides"]
-    trained = {k: v for k, v in given.items() if k not in RUN_KEYS}
-    run = MethodRun(resolve_method(record["method"]), folder, given["dataset_dir"], trained, "cpu", BUNDLE,
-                    seed=record["seed"])
+    run = method_run(folder, record)
     parser = run.parser(run.train_files)
     parser.update({key: value for key, value in overrides.items() if key in parser})  # ids this row's config has
     network, inferer = parser.get_parsed_content("network"), parser.get_parsed_content("validate#inferer")

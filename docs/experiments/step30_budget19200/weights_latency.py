@@ -18,20 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from t2d_monai.benchmarks.evaluation import measure_latency
-from t2d_monai.benchmarks.methods import resolve_method
-from t2d_monai.benchmarks.runner import MethodRun
 
-
-def method_run(root: str) -> MethodRun:
-    """The T2D k = 6 run in ``root`` under the overrides it was trained with (its ``settings.json``), on the CPU."""
-    overrides = json.loads((Path(root) / "settings.json").read_text())["overrides"]
-    overrides = {k: v for k, v in overrides.items() if k not in ("device", "amp")}
-    return MethodRun(resolve_method("t2d_k6"), Path(root), overrides.pop("dataset_dir"), overrides, "cpu",
-                     Path("bundles/hepatic_vessel"), seed=overrides.get("seed", 0))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo_recipe"))
+from recall_by_radius import method_run  # noqa: E402
 
 
 if __name__ == "__main__":
-    runs = [method_run(root) for root in sys.argv[1:]]
+    runs = [method_run(Path(root), json.loads((Path(root) / "train_result.json").read_text())) for root in sys.argv[1:]]
     cases = runs[0].parser(runs[0].train_files).get_parsed_content("datasplit")["test"]
     rounds: dict[str, list[float]] = {str(run.root): [] for run in runs}
     for _ in range(3):
