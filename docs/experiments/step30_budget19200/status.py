@@ -2,12 +2,15 @@
 held-out Dice (mean over the test cases of the training's ``eval_result.json``), whether the validation curve still
 rose at the end (:func:`t2d_monai.benchmarks.report.still_rising`, the benchmark's criterion) and the training time.
 
-Reads a benchmark ``out_dir`` or its kept records (the JSON files are enough); prints a Markdown table. Rows that the
-folder does not hold are left out, so it also reads step 31's (the single slice only).
+Reads one or more benchmark ``out_dir`` folders or their kept records (the JSON files are enough) and prints one
+Markdown table, row by row across the folders. Rows that a folder does not hold are left out, so it also reads step
+31's (the single slice only) and step 32's beside it (the other rows at the same budget).
 
 Usage (from the repository root)::
 
     python docs/experiments/step30_budget19200/status.py docs/experiments/step30_budget19200/records
+    python docs/experiments/step30_budget19200/status.py docs/experiments/step32_budget38400/records \
+        docs/experiments/step31_single38400/records
 """
 
 from __future__ import annotations
@@ -26,23 +29,29 @@ from end_padding import seed_folders  # noqa: E402
 ROWS = ["t2d_k6", "unet3d", "early_k6", "deeplab_k1", "early_k9"]
 
 
-def main(out_dir: str) -> None:
+def main(*out_dirs: str) -> None:
     print("| row | seed | learning rate | best validation Dice (iteration) | held-out Dice | still rising at the end "
           "| train time (s) |")
     print("|---|---|---|---|---|---|---|")
     for row in ROWS:
-        lr, folders = seed_folders(Path(out_dir), row)
-        for folder in folders:
-            if not (folder / "eval_result.json").is_file():
-                continue  # training or evaluation not finished
-            curve = json.loads((folder / "curve.json").read_text())  # [[iteration, validation Dice], ...]
-            at, best = max(curve, key=lambda point: point[1])
-            cases = json.loads((folder / "eval_result.json").read_text())["cases"]
-            seconds = json.loads((folder / "train_time.json").read_text())["train_time_s"]
-            print(f"| {row} | {folder.name[4:]} | {lr:g} | {best:.3f} ({at}) | "
-                  f"{np.mean([c['dice'] for c in cases]):.3f} | {'yes' if still_rising(curve) else 'no'} | "
-                  f"{seconds:.0f} |")
+        for out_dir in out_dirs:
+            _print_seeds(Path(out_dir), row)
+
+
+def _print_seeds(out_dir: Path, row: str) -> None:
+    """One table line per finished seed of ``row`` in ``out_dir``."""
+    lr, folders = seed_folders(out_dir, row)
+    for folder in folders:
+        if not (folder / "eval_result.json").is_file():
+            continue  # training or evaluation not finished
+        curve = json.loads((folder / "curve.json").read_text())  # [[iteration, validation Dice], ...]
+        at, best = max(curve, key=lambda point: point[1])
+        cases = json.loads((folder / "eval_result.json").read_text())["cases"]
+        seconds = json.loads((folder / "train_time.json").read_text())["train_time_s"]
+        print(f"| {row} | {folder.name[4:]} | {lr:g} | {best:.3f} ({at}) | "
+              f"{np.mean([c['dice'] for c in cases]):.3f} | {'yes' if still_rising(curve) else 'no'} | "
+              f"{seconds:.0f} |")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])
