@@ -1,6 +1,6 @@
 """``gpu_check``'s first section: whole-volume inference latency of T2D (precisions, f1 cache, memory layout,
-windows per call, stages, three views, the shipped and the previous ``inference.json``), the single-slice
-``SliceInferer`` and the 3D U-Net sliding window, each row against the float32 3D sliding window."""
+windows per call, stages, three views, the shipped and the previous ``inference.json``, window strides), the
+single-slice ``SliceInferer`` and the 3D U-Net sliding window, each row against the float32 3D sliding window."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from t2d_monai.benchmarks.gpu_report import LATENCY
 from t2d_monai.benchmarks.gpu_session import (
     PRECISIONS,
     Session,
+    batch_overrides,
     fastest_row,
     fastest_single_view,
     infer_call,
@@ -26,12 +27,21 @@ from t2d_monai.benchmarks.gpu_session import (
     unet3d_network,
 )
 
-__all__ = ["PREVIOUS_INFERENCE", "WINDOW_BATCHES", "latency"]
+__all__ = ["PREVIOUS_INFERENCE", "STRIDE_ROW", "WINDOW_BATCHES", "latency", "window_strides"]
 
 #: windows (2D) or patches (3D) per network call tried at the fastest setting, besides the configs' own
 WINDOW_BATCHES = (4, 16, 64)
 #: inference.json's values before this check's first GPU run (the "before" of its before/after rows)
 PREVIOUS_INFERENCE = {"infer_batch_size": 4, "channels_last": False}
+#: the row of window strides other than the paper's 1: they change the output, so they are not counted in the targets
+STRIDE_ROW = "T2D window stride"
+
+
+def window_strides(num_slices: int) -> tuple[int, ...]:
+    """Window strides timed besides the shipped (the paper's) stride 1, for windows of ``num_slices`` slices: 3, 5
+    and ``num_slices`` (windows side by side) where they fit. At stride s each slice is decoded about k / s times
+    instead of k, which cuts window decoding, the main cost of a call, about s-fold."""
+    return tuple(sorted({s for s in (3, 5, num_slices) if 1 < s <= num_slices}))
 
 
 def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> None:
@@ -108,6 +118,19 @@ def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> No
         known = latency_seconds(s, "T2D single view", precision=best["precision"])
         s.attempt(row, 3 * min(known) if known else 0.0, work, reserve)
 
+    def stride_row(best: dict[str, Any], stride: int) -> None:
+        row = make_row(LATENCY, STRIDE_ROW, f"{t2d_desc}, window stride {stride}", best["precision"], best["cache"],
+                       best["layout"], windows_per_call=best["batch"] or shipped_batch, note=(
+                           f"each slice decoded about {k / stride:.3g} times instead of {k}: a different output from "
+                           "the shipped stride 1, not counted in the targets (its Dice: docs/experiments/stride_cpu)"))
+
+        def work(r: dict) -> None:
+            inferer = s.parsed(rec.T2D_INFERENCE, "slab_inferer", stride=stride,
+                               **{"slab_inferer#cache_f1": best["cache"] == "on"}, **batch_overrides(best["batch"]))
+            s.timed(r, infer_call(s, inferer, t2d_network(s, best["layout"]), volume, best["precision"]), reserve)
+        known = latency_seconds(s, "T2D single view", precision=best["precision"])
+        s.attempt(row, min(known) if known else 0.0, work, reserve)
+
     shipped_batch = int(s.parsed(rec.T2D_INFERENCE, "infer_batch_size"))
     shipped_3d = int(s.parsed(rec.UNET3D, "infer_batch_size", three_d=True))
     unet_row("float32")
@@ -151,4 +174,7 @@ def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> No
     fastest_3d = fastest_row(s, "3D sliding window")
     if fastest_3d is not None:  # the 3D row batched as far as the 2D rows: each row at its own best setting
         unet_row(fastest_3d["precision"], max(WINDOW_BATCHES))
+    best = fastest_single_view(s)
+    for stride in window_strides(k):
+        stride_row(best, stride)
     set_time_vs_3d(s)

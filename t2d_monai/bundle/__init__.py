@@ -3,7 +3,14 @@ package, check and run the bundles."""
 
 from __future__ import annotations
 
-from .checks import check_cases_per_rank, check_checkpoint, check_checkpoint_exists, check_dataset_dir, list_images
+from .checks import (
+    check_cases_per_rank,
+    check_checkpoint,
+    check_checkpoint_exists,
+    check_dataset_dir,
+    check_window_stride,
+    list_images,
+)
 from .multi_target import run_merge_targets
 from .paths import VIEWS, bundle_root_from_argv, checkpoint_filename
 from .packaging import package_bundle
@@ -17,6 +24,7 @@ __all__ = [
     "check_checkpoint",
     "check_checkpoint_exists",
     "check_dataset_dir",
+    "check_window_stride",
     "checkpoint_filename",
     "list_images",
     "package_bundle",

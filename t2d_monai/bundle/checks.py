@@ -14,6 +14,7 @@ __all__ = [
     "check_checkpoint",
     "check_checkpoint_exists",
     "check_dataset_dir",
+    "check_window_stride",
     "list_images",
 ]
 
@@ -76,6 +77,30 @@ def check_cases_per_rank(cases: Sequence, split: str) -> Sequence:
             f"{max(len(cases), 1)} (torchrun --nproc_per_node), or hold out more cases ({more} N, or a split_file)."
         )
     return cases
+
+
+def check_window_stride(stride: int, num_slices: int, slab_margin: int = 0) -> int:
+    """Raise a clear error when the thick-slice windows at ``stride`` would predict some slices only from a window's
+    end slices that the network was trained without loss on (``SlabLoss``'s ``margin``, the config's
+    ``slab_margin``): those slices get an untrained prediction. At most ``num_slices - 2 * margin`` keeps every slice
+    inside some window's trained slices (the margin capped at ``(num_slices - 1) // 2``, as the loss caps it).
+
+    Returns:
+        ``stride``, so the check can sit inside a config expression.
+
+    Raises:
+        ValueError: naming the stride, the windows, the margin and the largest stride that fits.
+    """
+    margin = min(int(slab_margin), (int(num_slices) - 1) // 2)
+    largest = int(num_slices) - 2 * margin
+    if int(stride) > largest:
+        raise ValueError(
+            f"stride={stride} with {num_slices}-slice windows: this network was trained without loss on "
+            f"{margin} slice(s) at each end of a window (slab_margin={slab_margin}), so some slices would be "
+            f"predicted only there, by untrained outputs (what that costs in Dice: docs/experiments/stride_cpu in the "
+            f"t2d-monai repository). Use --stride {largest} or less."
+        )
+    return stride
 
 
 def check_checkpoint_exists(ckpt_file: str) -> str:

@@ -114,6 +114,11 @@ def _view_typo(ctx: Context) -> tuple[str, str | None]:
     return refused(ctx.infer(image, view="coronl"), ValueError, r"did you mean 'coronal'\?.*Available options are")
 
 
+def _stride_beyond_margin(ctx: Context) -> tuple[str, str | None]:
+    image = ctx.nifti("volume", ctx.ct())
+    return refused(ctx.infer(image, stride=6), ValueError, r"stride=6 with 6-slice windows.*--stride 4 or less")
+
+
 def _missing_model(ctx: Context) -> tuple[str, str | None]:
     image = ctx.nifti("volume", ctx.ct())
     return refused(ctx.infer(image, ckpt=ctx.work / "nowhere" / "model.pt"), FileNotFoundError, r"no trained model at .*Train one first")
@@ -230,6 +235,8 @@ CASES: list[Case] = [
          "prediction is written beside it as <name>_seg.nii.gz", _output_is_input_folder),
     Case("folder without images", "a folder of PNG files", "refused: lists the image types it looks for", _no_images),
     Case("view typo", "--view coronl", "refused: lists the valid views", _view_typo),
+    Case("window stride beyond the supervised slices", "--stride 6 (6-slice windows, slab_margin 1)", "refused: "
+         "names the stride, the margin and the largest stride that fits", _stride_beyond_margin),
     Case("no trained model", "--ckpt_file to a missing file", "refused before any data is read: names the file and "
          "the training command", _missing_model),
     Case("truncated checkpoint", "model.pt cut in half", "refused before any data is read: " + _CKPT_FIX,

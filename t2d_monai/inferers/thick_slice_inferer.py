@@ -127,7 +127,9 @@ class ThickSliceInferer(Inferer):
 
     Args:
         num_slices: slices per window ``k``; paper default 15.
-        stride: slices between consecutive windows; paper default 1 (14 slices overlap).
+        stride: slices between consecutive windows; paper default 1 (14 slices overlap). A larger stride decodes
+            each slice about ``num_slices / stride`` times instead of ``num_slices``; for a network trained without
+            loss on ``m`` end slices of its slabs (``SlabLoss(margin=m)``) keep it at most ``num_slices - 2 * m``.
         batch_size: windows per network call.
         sw_device: device of the windows and the network computation; default: the input's device.
         device: device of the output accumulator and result; default: the input's device.

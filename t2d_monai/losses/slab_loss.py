@@ -33,7 +33,10 @@ class SlabLoss(_Loss):
     the paper, which supervises every slice): an end slice sees its context on one side only, and with
     :class:`~t2d_monai.inferers.ThickSliceInferer`'s ``weighting="gaussian"`` it counts for almost nothing at
     inference, so training spends the network on the slices inference uses. The margin is capped at
-    ``(k - 1) // 2``, so at least one slice (the centre) stays: a one-slice network is unaffected.
+    ``(k - 1) // 2``, so at least one slice (the centre) stays: a one-slice network is unaffected. Such a network
+    must be run with windows at a stride of at most ``k - 2 * margin``, so that every slice falls inside some
+    window's supervised slices (the bundles' ``slab_margin`` and
+    :func:`~t2d_monai.bundle.check_window_stride`).
 
     Args:
         loss: the wrapped loss, e.g. ``monai.losses.DiceLoss(sigmoid=True)`` or ``DiceCELoss(sigmoid=True)``.
@@ -75,6 +78,7 @@ class SlabDiceLoss(SlabLoss):
 
     Args:
         num_classes: ``C``, the classes predicted per slice.
+        margin: slices at each end of the slab without loss (:class:`SlabLoss`). Defaults to 0 (the paper's).
         kwargs: passed to :class:`monai.losses.DiceLoss` (e.g. ``sigmoid=True``, ``batch=True``).
 
     Example::
@@ -83,5 +87,5 @@ class SlabDiceLoss(SlabLoss):
         value = loss(logits, labels)  # logits (N, k, H, W), labels (N, k, H, W) in {0, 1}
     """
 
-    def __init__(self, num_classes: int = 1, **kwargs) -> None:
-        super().__init__(DiceLoss(**kwargs), num_classes)
+    def __init__(self, num_classes: int = 1, margin: int = 0, **kwargs) -> None:
+        super().__init__(DiceLoss(**kwargs), num_classes, margin)

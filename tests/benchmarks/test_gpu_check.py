@@ -11,6 +11,7 @@ import torch
 
 from t2d_monai.benchmarks import gpu_check as gc_module
 from t2d_monai.benchmarks.gpu_check import TOLERANCES, gpu_check
+from t2d_monai.benchmarks.gpu_latency import STRIDE_ROW, window_strides
 from t2d_monai.benchmarks.gpu_recipes import TINY
 from t2d_monai.benchmarks.gpu_report import (
     COMPILE,
@@ -99,6 +100,26 @@ def test_tiny_window_batches_and_stages(tiny_run):
     best = min((r for r in grid + batched if r["status"] == "ok"), key=lambda r: r["seconds"])
     assert stages["windows_per_call"] == best["windows_per_call"]
     assert _find(rows, LATENCY, "T2D three views")[0]["windows_per_call"] == best["windows_per_call"]
+
+
+def test_tiny_window_stride_rows(tiny_run):
+    """Strides 3, 5 and k (6 in tiny mode) at the fastest single-view setting, after every other latency row."""
+    _, rows = tiny_run
+    strided = _find(rows, LATENCY, STRIDE_ROW)
+    assert [r["network"].rsplit("window stride ", 1)[1] for r in strided] == ["3", "5", "6"] == \
+        [str(s) for s in window_strides(TINY.overrides_2d["num_slices"])]
+    latency_rows = [r for r in rows if r["section"] == LATENCY]
+    assert latency_rows[-3:] == strided
+    grid = [r for r in _find(rows, LATENCY, "T2D single view") if r["status"] == "ok"]
+    fastest = min(grid, key=lambda r: r["seconds"])
+    for row in strided:
+        assert row["status"] == "ok" and row["seconds"] > 0 and "not counted in the targets" in row["note"]
+        assert (row["precision"], row["cache_f1"], row["channels_last"], row["windows_per_call"]) == \
+            (fastest["precision"], fastest["cache_f1"], fastest["channels_last"], fastest["windows_per_call"])
+
+
+def test_window_strides_fit_the_window():
+    assert window_strides(15) == (3, 5, 15) and window_strides(4) == (3, 4) and window_strides(1) == ()
 
 
 def test_tiny_recipe_rows(tiny_run):
@@ -223,6 +244,8 @@ def test_targets_verdicts_and_distances():
     assert found["T2D three views"]["verdict"] == "missed (by 0.5 s)"
     ratio = next(t for t in targets(rows) if "3D U-Net" in t["target"])
     assert ratio["measured"] == "0.133" and ratio["verdict"] == "missed (by 0.0333)"  # fastest of each: 0.8 / 6
+    faster_output = _latency_row(STRIDE_ROW, 0.1, "bfloat16", layout="on")  # another output: not a T2D time
+    assert next(t for t in targets(rows + [faster_output]) if "3D U-Net" in t["target"]) == ratio
     ssa = next(t for t in targets(rows) if t["target"].startswith("SSA"))
     assert ssa["verdict"].startswith("missed (float16: worst at 2.00x")
     cache = next(t for t in targets(rows) if t["target"].startswith("cached"))

@@ -5,7 +5,13 @@ import json
 import pytest
 import torch
 
-from t2d_monai.bundle import check_checkpoint, check_checkpoint_exists, check_dataset_dir, list_images
+from t2d_monai.bundle import (
+    check_checkpoint,
+    check_checkpoint_exists,
+    check_dataset_dir,
+    check_window_stride,
+    list_images,
+)
 from t2d_monai.handlers import CheckpointMismatchError, CheckpointReadError, ModelSignature
 
 
@@ -62,3 +68,13 @@ def test_list_images_ill_arg(tmp_path):
     (tmp_path / "x.txt").write_text("")
     with pytest.raises(FileNotFoundError, match="not an image file"):
         list_images(str(tmp_path / "x.txt"))
+
+
+def test_check_window_stride():
+    assert check_window_stride(15, 15) == 15  # the paper's recipe supervises every slice: windows side by side fit
+    assert check_window_stride(4, 6, slab_margin=1) == 4  # every slice inside some window's 4 inner slices
+    with pytest.raises(ValueError, match=r"stride=5 with 6-slice windows.*slab_margin=1.*--stride 4 or less"):
+        check_window_stride(5, 6, slab_margin=1)
+    assert check_window_stride(1, 1, slab_margin=1) == 1  # the margin is capped as SlabLoss caps it
+    with pytest.raises(ValueError, match="--stride 1 or less"):
+        check_window_stride(2, 3, slab_margin=5)

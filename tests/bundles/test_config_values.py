@@ -13,7 +13,8 @@ import torch
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel" / "configs"
 #: top-level ids both standalone configs define; they must agree
 SHARED_IDS = ("view", "num_slices", "group_size", "stride", "backbone", "output_stride", "decoder_channels",
-              "fusion", "attention", "decoder", "norm", "weighting", "pad_ends", "hu_window", "infer_batch_size",
+              "fusion", "attention", "decoder", "norm", "weighting", "pad_ends", "slab_margin", "hu_window",
+              "infer_batch_size",
               "dataset_dir", "ckpt_dir", "ckpt_file", "signature", "device", "amp")
 
 
@@ -89,6 +90,30 @@ def test_training_and_inference_agree_on_the_slab_positions(overlay):
     for inferer in (train.get_parsed_content("validate#inferer"), inference.get_parsed_content("slab_inferer")):
         assert (inferer.weighting, inferer.pad_ends) == (("gaussian", True) if margin else ("uniform", False))
     assert margin == (1 if overlay else 0)
+
+
+@pytest.mark.parametrize("overlay", [None, "cpu_small.json"])
+def test_window_stride_stays_inside_the_supervised_slices(overlay):
+    """The loss's margin is the config's ``slab_margin``, and both thick-slice inferers refuse a stride at which a
+    slice would be predicted only at a window's unsupervised end slices, naming the largest stride that fits."""
+    from monai.bundle import ConfigParser
+
+    for name, key in (("train.json", "validate#inferer"), ("inference.json", "slab_inferer")):
+        parser = ConfigParser()
+        parser.read_config([str(CONFIGS / name)] + ([str(CONFIGS / overlay)] if overlay else []))
+        parser.update({"bundle_root": "/nonexistent"})
+        k, margin = parser["num_slices"], parser["slab_margin"]
+        assert margin == (1 if overlay else 0)
+        if name == "train.json":
+            assert parser.get_parsed_content("loss").margin == margin
+        largest = k - 2 * margin
+        parser.update({"stride": largest})
+        assert parser.get_parsed_content(key, instantiate=True, lazy=False).stride == largest
+        parser.update({"stride": largest + 1})
+        with pytest.raises(RuntimeError, match="check_window_stride") as raised:  # MONAI wraps the expression's error
+            parser.get_parsed_content(key, instantiate=True, lazy=False)
+        assert isinstance(raised.value.__cause__, ValueError)
+        assert f"--stride {largest} or less" in str(raised.value.__cause__)
 
 
 def _training_samples(files: list[str], volume: torch.Tensor, label: torch.Tensor, **overrides) -> list[dict]:

@@ -98,3 +98,11 @@ def test_margin_is_capped_so_the_centre_slice_stays():
 def test_margin_must_be_a_non_negative_int(margin):
     with pytest.raises(ValueError, match="margin must be an int >= 0"):
         SlabLoss(DiceLoss(sigmoid=True), margin=margin)
+
+
+def test_slab_dice_loss_takes_the_margin():
+    torch.manual_seed(5)
+    logits, target = torch.randn(2, 6, 5, 4), (torch.rand(2, 6, 5, 4) > 0.7).float()
+    torch.testing.assert_close(SlabDiceLoss(sigmoid=True, margin=1)(logits, target),
+                               SlabLoss(DiceLoss(sigmoid=True), margin=1)(logits, target))
+    assert SlabDiceLoss(sigmoid=True).margin == 0
