@@ -14,8 +14,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "hepatic_vessel" / "
 #: top-level ids both standalone configs define; they must agree
 SHARED_IDS = ("view", "num_slices", "group_size", "stride", "backbone", "output_stride", "decoder_channels",
               "fusion", "attention", "decoder", "norm", "weighting", "pad_ends", "slab_margin", "hu_window",
-              "infer_batch_size",
-              "dataset_dir", "ckpt_dir", "ckpt_file", "signature", "device", "amp")
+              "infer_batch_size", "dataset_dir", "ckpt_dir", "ckpt_file", "signature", "device", "amp")
 
 
 def _load(name: str) -> dict:
