@@ -14,7 +14,6 @@ from t2d_monai.benchmarks.gpu_report import LATENCY
 from t2d_monai.benchmarks.gpu_session import (
     PRECISIONS,
     Session,
-    batch_overrides,
     fastest_row,
     fastest_single_view,
     infer_call,
@@ -125,8 +124,7 @@ def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> No
                            "the shipped stride 1, not counted in the targets (its Dice: docs/experiments/stride_cpu)"))
 
         def work(r: dict) -> None:
-            inferer = s.parsed(rec.T2D_INFERENCE, "slab_inferer", stride=stride,
-                               **{"slab_inferer#cache_f1": best["cache"] == "on"}, **batch_overrides(best["batch"]))
+            inferer = t2d_inferer(s, rec.T2D_INFERENCE, "slab_inferer", best["cache"], best["batch"], stride=stride)
             s.timed(r, infer_call(s, inferer, t2d_network(s, best["layout"]), volume, best["precision"]), reserve)
         known = latency_seconds(s, "T2D single view", precision=best["precision"])
         s.attempt(row, min(known) if known else 0.0, work, reserve)

@@ -137,9 +137,10 @@ def batch_overrides(batch: int | None) -> dict[str, int]:
     return {} if batch is None else {"infer_batch_size": int(batch)}
 
 
-def t2d_inferer(s: Session, files: tuple[str, ...], key: str, cache: str, batch: int | None) -> Any:
-    """``key`` of ``files`` with the f1 cache on or off and ``batch`` windows per network call (None: shipped)."""
-    return s.parsed(files, key, **{"slab_inferer#cache_f1": cache == "on"}, **batch_overrides(batch))
+def t2d_inferer(s: Session, files: tuple[str, ...], key: str, cache: str, batch: int | None, **overrides: Any) -> Any:
+    """``key`` of ``files`` with the f1 cache on or off, ``batch`` windows per network call (None: shipped) and any
+    other config ``overrides`` (e.g. ``stride``)."""
+    return s.parsed(files, key, **{"slab_inferer#cache_f1": cache == "on"}, **batch_overrides(batch), **overrides)
 
 
 def set_time_vs_3d(s: Session) -> None:

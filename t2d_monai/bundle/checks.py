@@ -91,7 +91,9 @@ def check_window_stride(stride: int, num_slices: int, slab_margin: int = 0) -> i
     Raises:
         ValueError: naming the stride, the windows, the margin and the largest stride that fits.
     """
-    margin = min(int(slab_margin), (int(num_slices) - 1) // 2)
+    from t2d_monai.losses import capped_margin
+
+    margin = capped_margin(slab_margin, num_slices)
     largest = int(num_slices) - 2 * margin
     if int(stride) > largest:
         raise ValueError(

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .slab_loss import SlabDiceLoss, SlabLoss, to_slab
+from .slab_loss import SlabDiceLoss, SlabLoss, capped_margin, to_slab
 
-__all__ = ["SlabDiceLoss", "SlabLoss", "to_slab"]
+__all__ = ["SlabDiceLoss", "SlabLoss", "capped_margin", "to_slab"]

@@ -6,7 +6,7 @@ import torch
 from monai.losses import DiceLoss
 from torch.nn.modules.loss import _Loss
 
-__all__ = ["SlabDiceLoss", "SlabLoss", "to_slab"]
+__all__ = ["SlabDiceLoss", "SlabLoss", "capped_margin", "to_slab"]
 
 
 def to_slab(x: torch.Tensor, num_classes: int, name: str = "input") -> torch.Tensor:
@@ -19,6 +19,12 @@ def to_slab(x: torch.Tensor, num_classes: int, name: str = "input") -> torch.Ten
         raise ValueError(f"expected {name} of shape (N, k * {num_classes}, H, W), got {tuple(x.shape)}.")
     n, channels, h, w = x.shape
     return x.reshape(n, channels // num_classes, num_classes, h, w).transpose(1, 2)
+
+
+def capped_margin(margin: int, num_slices: int) -> int:
+    """The end slices per side a ``num_slices``-slice slab leaves out of the loss: ``margin``, capped at
+    ``(num_slices - 1) // 2`` so that at least the centre slice keeps its loss."""
+    return min(int(margin), (int(num_slices) - 1) // 2)
 
 
 class SlabLoss(_Loss):
@@ -64,7 +70,7 @@ class SlabLoss(_Loss):
         pred, true = to_slab(input, self.num_classes), to_slab(target, target_classes, "target")
         if pred.shape[2] != true.shape[2]:
             raise ValueError(f"input has {pred.shape[2]} slices, target {true.shape[2]}; they must match.")
-        margin = min(self.margin, (pred.shape[2] - 1) // 2)
+        margin = capped_margin(self.margin, pred.shape[2])
         if margin:
             pred, true = pred[:, :, margin:-margin], true[:, :, margin:-margin]
         return self.loss(pred, true)

@@ -38,9 +38,9 @@ def at_stride(stride: int) -> dict:
     return {"stride": stride, "slab_margin": 0}
 
 
-def windows_per_volume(folder: Path, stride: int, num_slices_along_view: int) -> int:
-    """Windows the run's inferer decodes for a volume of ``num_slices_along_view`` slices at ``stride``."""
-    _, _, _, inferer = load_run(folder, **at_stride(stride))
+def windows_per_volume(inferer, stride: int, num_slices_along_view: int) -> int:
+    """Windows ``inferer`` (a ``ThickSliceInferer``) decodes at ``stride`` for ``num_slices_along_view`` slices,
+    padded as its ``__call__`` pads them."""
     before, after = slice_padding(num_slices_along_view, inferer.num_slices)
     if inferer.pad_ends:
         before, after = before + inferer.num_slices - 1, after + inferer.num_slices - 1
@@ -54,6 +54,7 @@ def main() -> None:
     cli.add_argument("--slices", type=int, default=128, help="slices along the view's axis, for the window count")
     args = cli.parse_args()
     strides = [int(s) for s in args.strides.split(",")]
+    inferer = load_run(args.folders[0])[3]  # its window size and end padding; the stride is given per row
     print(f"| stride | windows per volume ({args.slices} slices) | held-out Dice per seed | mean | "
           "validation Dice per seed | mean |")
     print("|---|---|---|---|---|---|")
@@ -63,7 +64,7 @@ def main() -> None:
             lists = predict_lists(folder, ("validation", "test"), **at_stride(stride))
             test.append(np.mean([dice(p, t) for p, t, _ in lists["test"].values()]))
             validation.append(np.mean([dice(p, t) for p, t, _ in lists["validation"].values()]))
-        windows = windows_per_volume(args.folders[0], stride, args.slices)
+        windows = windows_per_volume(inferer, stride, args.slices)
         print(f"| {stride} | {windows} | {' '.join(f'{d:.3f}' for d in test)} | {np.mean(test):.3f} | "
               f"{' '.join(f'{d:.3f}' for d in validation)} | {np.mean(validation):.3f} |", flush=True)
 
