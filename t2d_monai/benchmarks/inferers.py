@@ -243,7 +243,7 @@ def inferer_benchmark(
         row["time_vs_3d"] = round(row["seconds"] / reference, 3)
     max_diff = float((outputs["thick-slice, f1 cache"] - outputs["thick-slice, no f1 cache"]).abs().max())
     cache_speedup = rows[2]["seconds"] / rows[3]["seconds"]
-    padded = (size[0], size[1], size[2] + (2 * (num_slices - 1) if pad_ends else 0))  # the depth the windows cover
+    padded = (size[0], size[1], size[2] + sum(thick_cached.slice_padding(size[2])))  # the depth the windows cover
     split = _forward_split(thick, padded, num_slices, stride, batch_size, dev)
     _write(out_dir, rows, size, patch, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup, split)
     return rows
@@ -258,7 +258,9 @@ def _forward_split(
     Times one batch of ``batch_size`` windows split into f1 of one mini-group (``encode_group``) and the rest
     (``decode``: compression, f2, decoder, head), best of 3 after a warm-up. Uncached, a window costs
     ``G * f1 + rest``; cached, ``n * f1 + rest`` with ``n`` = distinct groups per window over the volume.
-    Returns None for a network without the split forward.
+    ``size`` is ``(H, W, D)`` with ``D`` the padded depth the windows cover
+    (:meth:`~t2d_monai.inferers.ThickSliceInferer.slice_padding`). Returns None for a network without the split
+    forward.
     """
     from t2d_monai.inferers.thick_slice_inferer import window_starts
 
@@ -272,7 +274,7 @@ def _forward_split(
         f1_s, feature = _timed(lambda: net.encode_group(x), 4, dev)
         features = [feature] * len(starts)
         rest_s, _ = _timed(lambda: net.decode(features, [h, w]), 4, dev)
-    windows = window_starts(depth, num_slices, stride) if depth >= num_slices else [0]
+    windows = window_starts(depth, num_slices, stride)
     distinct = len({w0 + g for w0 in windows for g in starts})
     new_per_window = distinct / len(windows)
     return {

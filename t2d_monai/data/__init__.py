@@ -13,12 +13,23 @@ from t2d_monai.data.datalist import (
 )
 from t2d_monai.data.image_writer import AtomicNibabelWriter
 from t2d_monai.data.layouts import LAYOUTS, SubjectLayout, find_subject_cases, read_layout_split
-from t2d_monai.data.synthetic import DEFAULT_SHAPE, DEFAULT_SPACING, LABELS, case_affine, generate_case, write_dataset
+from t2d_monai.data.synthetic import (
+    DEFAULT_RADIUS_RANGE,
+    DEFAULT_SHAPE,
+    DEFAULT_SPACING,
+    DEFAULT_VESSEL_DENSITY,
+    LABELS,
+    case_affine,
+    generate_case,
+    write_dataset,
+)
 
 __all__ = [
     "AtomicNibabelWriter",
+    "DEFAULT_RADIUS_RANGE",
     "DEFAULT_SHAPE",
     "DEFAULT_SPACING",
+    "DEFAULT_VESSEL_DENSITY",
     "LABELS",
     "LAYOUTS",
     "PAPER_TEST_FRACTION",

@@ -32,8 +32,10 @@ from t2d_monai.utils.files import write_atomic
 from t2d_monai.data.vessel_tree import Centerlines, grow_tree, rasterize_tubes
 
 __all__ = [
+    "DEFAULT_RADIUS_RANGE",
     "DEFAULT_SHAPE",
     "DEFAULT_SPACING",
+    "DEFAULT_VESSEL_DENSITY",
     "LABELS",
     "case_affine",
     "generate_case",
@@ -44,6 +46,10 @@ __all__ = [
 DEFAULT_SHAPE: tuple[int, int, int] = (128, 128, 64)
 #: default voxel size in mm: abdominal CT, 0.8 mm in-plane, 2.5 mm between slices
 DEFAULT_SPACING: tuple[float, float, float] = (0.8, 0.8, 2.5)
+#: default expected number of vessel trees per 100 cm^2 of axial field of view
+DEFAULT_VESSEL_DENSITY: float = 4.0
+#: default (smallest, largest) vessel radius in mm
+DEFAULT_RADIUS_RANGE: tuple[float, float] = (0.8, 3.0)
 #: MSD Task08 labels
 LABELS: dict[str, str] = {"0": "background", "1": "Vessel", "2": "Tumour"}
 _MARKER = "t2d_monai.synth"
@@ -134,8 +140,8 @@ def generate_case(
     seed: int = 0,
     shape: Sequence[int] = DEFAULT_SHAPE,
     spacing: Sequence[float] = DEFAULT_SPACING,
-    vessel_density: float = 4.0,
-    radius_range: Sequence[float] = (0.8, 3.0),
+    vessel_density: float = DEFAULT_VESSEL_DENSITY,
+    radius_range: Sequence[float] = DEFAULT_RADIUS_RANGE,
     noise_range: Sequence[float] = (12.0, 22.0),
     max_attempts: int = 20,
 ) -> dict[str, Any]:
@@ -146,9 +152,11 @@ def generate_case(
         seed: data set seed. Default 0.
         shape: grid ``(X, Y, Z)``, slices along Z. Default ``DEFAULT_SHAPE`` (128, 128, 64).
         spacing: voxel size in mm. Default ``DEFAULT_SPACING`` (0.8, 0.8, 2.5).
-        vessel_density: expected number of vessel trees per 100 cm^2 of axial field of view. Default 4.
+        vessel_density: expected number of vessel trees per 100 cm^2 of axial field of view. Default
+            ``DEFAULT_VESSEL_DENSITY`` (4).
         radius_range: (smallest, largest) vessel radius in mm; leaves taper to the smallest (about
-            one in-plane voxel), roots start at 60-100% of the largest. Default (0.8, 3.0).
+            one in-plane voxel), roots start at 60-100% of the largest. Default ``DEFAULT_RADIUS_RANGE``
+            (0.8, 3.0).
         noise_range: range of the image noise standard deviation in HU. Default (12, 22).
         max_attempts: a case whose vessel label is empty or implausible (too few voxels, too many,
             spanning under half of the slices) is drawn again, up to this many times. Default 20.
@@ -260,8 +268,8 @@ def write_dataset(
     seed: int = 0,
     shape: Sequence[int] = DEFAULT_SHAPE,
     spacing: Sequence[float] = DEFAULT_SPACING,
-    vessel_density: float = 4.0,
-    radius_range: Sequence[float] = (0.8, 3.0),
+    vessel_density: float = DEFAULT_VESSEL_DENSITY,
+    radius_range: Sequence[float] = DEFAULT_RADIUS_RANGE,
     overwrite: bool = False,
     verbose: bool = False,
 ) -> str:

@@ -26,8 +26,10 @@ import numpy as np
 from t2d_monai.data.layouts import LAYOUTS
 from t2d_monai.data.organ import add_organ
 from t2d_monai.data.synthetic import (
+    DEFAULT_RADIUS_RANGE,
     DEFAULT_SHAPE,
     DEFAULT_SPACING,
+    DEFAULT_VESSEL_DENSITY,
     _check_params,
     _nifti_bytes,
     generate_case,
@@ -83,8 +85,8 @@ def write_layout_dataset(
     seed: int = 0,
     shape: Sequence[int] = DEFAULT_SHAPE,
     spacing: Sequence[float] = DEFAULT_SPACING,
-    vessel_density: float = 4.0,
-    radius_range: Sequence[float] = (0.8, 3.0),
+    vessel_density: float = DEFAULT_VESSEL_DENSITY,
+    radius_range: Sequence[float] = DEFAULT_RADIUS_RANGE,
     overwrite: bool = False,
     verbose: bool = False,
 ) -> str:
@@ -151,8 +153,8 @@ def synth(
     seed: int = 0,
     shape: Sequence[int] = DEFAULT_SHAPE,
     spacing: Sequence[float] = DEFAULT_SPACING,
-    vessel_density: float = 4.0,
-    radius_range: Sequence[float] = (0.8, 3.0),
+    vessel_density: float = DEFAULT_VESSEL_DENSITY,
+    radius_range: Sequence[float] = DEFAULT_RADIUS_RANGE,
     overwrite: bool = False,
     layout: str = "msd",
 ) -> str:

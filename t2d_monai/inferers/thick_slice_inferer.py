@@ -238,9 +238,7 @@ class ThickSliceInferer(Inferer):
         sw_device = torch.device(self.sw_device) if self.sw_device is not None else x.device
 
         n, _, height, width, depth = x.shape
-        before, after = slice_padding(depth, self.num_slices)
-        if self.pad_ends:
-            before, after = before + self.num_slices - 1, after + self.num_slices - 1
+        before, after = self.slice_padding(depth)
         inplane = [(p // 2, p - p // 2) for p in self._inplane_padding(height, width)]
         with torch.no_grad():
             x = pad_slices(x, before, after, self.pad_mode)
@@ -283,6 +281,17 @@ class ThickSliceInferer(Inferer):
         if temp_meta is not None:
             return convert_to_dst_type(output, temp_meta, device=device)[0]
         return output
+
+    def slice_padding(self, depth: int) -> tuple[int, int]:
+        """Slices ``(before, after)`` added to a volume of ``depth`` slices before its windows are placed.
+
+        Up to one window of ``num_slices`` (:func:`~t2d_monai.transforms.slab.slice_padding`), plus
+        ``num_slices - 1`` at each end with ``pad_ends``; the windows start at
+        ``window_starts(depth + before + after, num_slices, stride)``.
+        """
+        before, after = slice_padding(depth, self.num_slices)
+        end = self.num_slices - 1 if self.pad_ends else 0
+        return before + end, after + end
 
     def _inplane_padding(self, height: int, width: int) -> list[int]:
         """Pixels to add to H and W: up to ``inplane_min_size``, then to a multiple of ``inplane_divisor``."""

@@ -85,3 +85,20 @@ def test_add_organ_is_deterministic_and_leaves_its_input_alone():
     assert a[mask_a].mean() >= 80 and a[~mask_a].mean() < 40
     with pytest.raises(ValueError, match="expected an"):
         add_organ(image[0], (0.8, 0.8), np.random.default_rng(0))
+
+
+def test_every_entry_point_shares_the_generator_defaults():
+    """``synth``, both writers and ``generate_case`` take their defaults from the module's constants."""
+    import inspect
+
+    from t2d_monai.data import synthetic
+
+    expected = {
+        "shape": synthetic.DEFAULT_SHAPE,
+        "spacing": synthetic.DEFAULT_SPACING,
+        "vessel_density": synthetic.DEFAULT_VESSEL_DENSITY,
+        "radius_range": synthetic.DEFAULT_RADIUS_RANGE,
+    }
+    for entry in (synth, write_layout_dataset, synthetic.write_dataset, generate_case):
+        parameters = inspect.signature(entry).parameters
+        assert {name: parameters[name].default for name in expected} == expected, entry.__name__

@@ -379,3 +379,20 @@ def test_pad_ends_with_reflect_shows_the_end_windows_a_mirrored_volume(stand_in_
 def test_pad_ends_must_be_a_bool():
     with pytest.raises(ValueError, match="pad_ends must be True or False"):
         ThickSliceInferer(5, pad_ends="true")
+
+
+@pytest.mark.parametrize("depth", [2, 5, 9, 20])
+@pytest.mark.parametrize("stride", [1, 3])
+@pytest.mark.parametrize("pad_ends", [False, True])
+def test_slice_padding_is_the_padding_the_windows_cover(depth, stride, pad_ends):
+    """``slice_padding(D)``: up to one window, plus ``k - 1`` per end with pad_ends; ``__call__`` runs exactly the
+    windows that fit the padded depth."""
+    k = 5
+    inferer = ThickSliceInferer(k, stride=stride, batch_size=2, pad_ends=pad_ends)
+    before, after = inferer.slice_padding(depth)
+    missing = max(k - depth, 0)
+    end = k - 1 if pad_ends else 0
+    assert (before, after) == (missing // 2 + end, missing - missing // 2 + end)
+    net = WindowStart()
+    inferer(torch.rand(1, 1, 3, 4, depth), net)
+    assert net.calls == len(window_starts(depth + before + after, k, stride))

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 from t2d_monai.inferers.thick_slice_inferer import window_starts
-from t2d_monai.transforms.slab import slice_padding
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo_recipe"))
 from recall_by_radius import load_run, predict_lists  # noqa: E402
@@ -41,10 +40,8 @@ def at_stride(stride: int) -> dict:
 def windows_per_volume(inferer, stride: int, num_slices_along_view: int) -> int:
     """Windows ``inferer`` (a ``ThickSliceInferer``) decodes at ``stride`` for ``num_slices_along_view`` slices,
     padded as its ``__call__`` pads them."""
-    before, after = slice_padding(num_slices_along_view, inferer.num_slices)
-    if inferer.pad_ends:
-        before, after = before + inferer.num_slices - 1, after + inferer.num_slices - 1
-    return len(window_starts(num_slices_along_view + before + after, inferer.num_slices, stride))
+    padded = num_slices_along_view + sum(inferer.slice_padding(num_slices_along_view))
+    return len(window_starts(padded, inferer.num_slices, stride))
 
 
 def main() -> None:
