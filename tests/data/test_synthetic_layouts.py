@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from scipy import ndimage
 
 from t2d_monai.data import find_cases, generate_case, make_split
+from t2d_monai.data import synthetic
 from t2d_monai.data.organ import add_organ
 from t2d_monai.data.synthetic_layouts import synth
 from t2d_monai.data.synthetic_layouts import LAYOUT_CLASSES, write_layout_dataset
@@ -89,10 +91,6 @@ def test_add_organ_is_deterministic_and_leaves_its_input_alone():
 
 def test_every_entry_point_shares_the_generator_defaults():
     """``synth``, both writers and ``generate_case`` take their defaults from the module's constants."""
-    import inspect
-
-    from t2d_monai.data import synthetic
-
     expected = {
         "shape": synthetic.DEFAULT_SHAPE,
         "spacing": synthetic.DEFAULT_SPACING,
