@@ -27,9 +27,12 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from t2d_monai.inferers import ThickSliceInferer
 
 __all__ = [
     "PAPER_3D_PATCH",
@@ -243,27 +246,22 @@ def inferer_benchmark(
         row["time_vs_3d"] = round(row["seconds"] / reference, 3)
     max_diff = float((outputs["thick-slice, f1 cache"] - outputs["thick-slice, no f1 cache"]).abs().max())
     cache_speedup = rows[2]["seconds"] / rows[3]["seconds"]
-    padded = (size[0], size[1], size[2] + sum(thick_cached.slice_padding(size[2])))  # the depth the windows cover
-    split = _forward_split(thick, padded, num_slices, stride, batch_size, dev)
+    split = _forward_split(thick, thick_cached, size, batch_size, dev)
     _write(out_dir, rows, size, patch, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup, split)
     return rows
 
 
 def _forward_split(
-    net: torch.nn.Module, size: Sequence[int], num_slices: int, stride: int, batch_size: int, dev: torch.device
+    net: torch.nn.Module, inferer: ThickSliceInferer, size: Sequence[int], batch_size: int, dev: torch.device
 ) -> dict[str, float] | None:
     """
     Where a thick-slice forward spends its time, and the most the f1 cache can save (Amdahl's law).
 
     Times one batch of ``batch_size`` windows split into f1 of one mini-group (``encode_group``) and the rest
     (``decode``: compression, f2, decoder, head), best of 3 after a warm-up. Uncached, a window costs
-    ``G * f1 + rest``; cached, ``n * f1 + rest`` with ``n`` = distinct groups per window over the volume.
-    ``size`` is ``(H, W, D)`` with ``D`` the padded depth the windows cover
-    (:meth:`~t2d_monai.inferers.ThickSliceInferer.slice_padding`). Returns None for a network without the split
-    forward.
+    ``G * f1 + rest``; cached, ``n * f1 + rest`` with ``n`` = distinct groups per window over a volume of ``size``
+    ``(H, W, D)``, windows placed as ``inferer`` places them. Returns None for a network without the split forward.
     """
-    from t2d_monai.inferers.thick_slice_inferer import window_starts
-
     if not getattr(net, "supports_group_cache", False):
         return None
     h, w, depth = size
@@ -274,7 +272,7 @@ def _forward_split(
         f1_s, feature = _timed(lambda: net.encode_group(x), 4, dev)
         features = [feature] * len(starts)
         rest_s, _ = _timed(lambda: net.decode(features, [h, w]), 4, dev)
-    windows = window_starts(depth, num_slices, stride)
+    windows = inferer.window_starts(depth)
     distinct = len({w0 + g for w0 in windows for g in starts})
     new_per_window = distinct / len(windows)
     return {
@@ -287,7 +285,9 @@ def _forward_split(
     }
 
 
-def _write(out_dir, rows, size, patch, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup, split) -> None:
+def _write(
+    out_dir, rows, size, patch, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup, split
+) -> None:
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "inferer_benchmark.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

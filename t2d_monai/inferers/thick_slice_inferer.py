@@ -209,7 +209,8 @@ class ThickSliceInferer(Inferer):
             look_up_option(weighting, WEIGHTINGS) if isinstance(weighting, str)
             else _position_weights(weighting, self.num_slices)
         )
-        if isinstance(sigma_scale, bool) or not isinstance(sigma_scale, (int, float)) or not 0 < sigma_scale < float("inf"):
+        is_number = isinstance(sigma_scale, (int, float)) and not isinstance(sigma_scale, bool)
+        if not is_number or not 0 < sigma_scale < float("inf"):
             raise ValueError(f"sigma_scale must be a positive number, got {sigma_scale!r}.")
         self.sigma_scale = float(sigma_scale)
         if not isinstance(pad_ends, bool):
@@ -245,7 +246,7 @@ class ThickSliceInferer(Inferer):
             if any(sum(p) for p in inplane):
                 x = torch.nn.functional.pad(x, (0, 0, *inplane[1], *inplane[0]))
             x = x[:, 0].permute(0, 3, 1, 2).contiguous()  # (N, D', H', W'): every window is a contiguous block
-            starts = window_starts(x.shape[1], self.num_slices, self.stride)
+            starts = self.window_starts(depth)
             batches = [starts[i : i + self.batch_size] for i in range(0, len(starts), self.batch_size)]
             weights = slab_weights(self.num_slices, self.weighting, self.sigma_scale).to(device)  # (k,)
             weighted = self.weighting != "uniform"
@@ -286,12 +287,17 @@ class ThickSliceInferer(Inferer):
         """Slices ``(before, after)`` added to a volume of ``depth`` slices before its windows are placed.
 
         Up to one window of ``num_slices`` (:func:`~t2d_monai.transforms.slab.slice_padding`), plus
-        ``num_slices - 1`` at each end with ``pad_ends``; the windows start at
-        ``window_starts(depth + before + after, num_slices, stride)``.
+        ``num_slices - 1`` at each end with ``pad_ends``.
         """
         before, after = slice_padding(depth, self.num_slices)
         end = self.num_slices - 1 if self.pad_ends else 0
         return before + end, after + end
+
+    def window_starts(self, depth: int, stride: int | None = None) -> list[int]:
+        """Starts, in the padded volume (:meth:`slice_padding`), of the windows run over ``depth`` slices at
+        ``stride`` (default: the inferer's): :func:`window_starts` over the padded depth."""
+        padded = depth + sum(self.slice_padding(depth))
+        return window_starts(padded, self.num_slices, self.stride if stride is None else stride)
 
     def _inplane_padding(self, height: int, width: int) -> list[int]:
         """Pixels to add to H and W: up to ``inplane_min_size``, then to a multiple of ``inplane_divisor``."""

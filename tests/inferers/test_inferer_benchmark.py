@@ -93,9 +93,11 @@ def test_forward_split_counts_new_groups_per_window(stand_in_esm):
     import torch
 
     from t2d_monai.benchmarks.inferers import _forward_split
+    from t2d_monai.inferers import ThickSliceInferer
 
-    split = _forward_split(stand_in_esm(num_slices=5, group_size=3), (16, 12, 9), 5, 1, 2, torch.device("cpu"))
+    inferer = ThickSliceInferer(5, stride=1)
+    split = _forward_split(stand_in_esm(num_slices=5, group_size=3), inferer, (16, 12, 9), 2, torch.device("cpu"))
     assert split["groups"] == 2 and split["new_groups_per_window"] == pytest.approx(7 / 5)
     assert 0 < split["f1_share"] < 1 and split["f1_group_s"] > 0 and split["rest_s"] > 0
     assert 1 < split["ceiling"] < 2 / 1.4  # between no gain and the f1-only bound G / n
-    assert _forward_split(torch.nn.Conv2d(5, 5, 1), (16, 12, 9), 5, 1, 2, torch.device("cpu")) is None
+    assert _forward_split(torch.nn.Conv2d(5, 5, 1), inferer, (16, 12, 9), 2, torch.device("cpu")) is None

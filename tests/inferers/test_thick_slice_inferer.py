@@ -385,8 +385,8 @@ def test_pad_ends_must_be_a_bool():
 @pytest.mark.parametrize("stride", [1, 3])
 @pytest.mark.parametrize("pad_ends", [False, True])
 def test_slice_padding_is_the_padding_the_windows_cover(depth, stride, pad_ends):
-    """``slice_padding(D)``: up to one window, plus ``k - 1`` per end with pad_ends; ``__call__`` runs exactly the
-    windows that fit the padded depth."""
+    """``slice_padding(D)``: up to one window, plus ``k - 1`` per end with pad_ends; ``window_starts(D)``: the
+    windows that fit the padded depth at the inferer's stride (or another), exactly those ``__call__`` runs."""
     k = 5
     inferer = ThickSliceInferer(k, stride=stride, batch_size=2, pad_ends=pad_ends)
     before, after = inferer.slice_padding(depth)
@@ -394,5 +394,7 @@ def test_slice_padding_is_the_padding_the_windows_cover(depth, stride, pad_ends)
     end = k - 1 if pad_ends else 0
     assert (before, after) == (missing // 2 + end, missing - missing // 2 + end)
     net = WindowStart()
+    assert inferer.window_starts(depth) == window_starts(depth + before + after, k, stride)
+    assert inferer.window_starts(depth, stride=2) == window_starts(depth + before + after, k, 2)
     inferer(torch.rand(1, 1, 3, 4, depth), net)
-    assert net.calls == len(window_starts(depth + before + after, k, stride))
+    assert net.calls == len(inferer.window_starts(depth))

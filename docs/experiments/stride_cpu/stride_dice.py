@@ -5,7 +5,7 @@ The paper slides its k-slice windows with stride 1 (14 of 15 slices overlap), so
 and decoding the windows is most of T2D's inference time (docs/gpu_reading.md). A stride of s decodes each slice
 about k / s times, so it cuts that cost about s-fold; this script measures the accuracy side (timing is left to a
 benchmark on an idle machine or a GPU: ``gpu_check``'s stride rows). Windows per volume are counted, not timed:
-:func:`t2d_monai.inferers.thick_slice_inferer.window_starts` over the padded slices the inferer slides over.
+:meth:`t2d_monai.inferers.ThickSliceInferer.window_starts` (over the padded slices the inferer slides over).
 
 Usage (from the repository root; each folder a benchmark seed folder with its model and its data on disk)::
 
@@ -20,8 +20,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from t2d_monai.inferers.thick_slice_inferer import window_starts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo_recipe"))
 from recall_by_radius import load_run, predict_lists  # noqa: E402
@@ -40,8 +38,7 @@ def at_stride(stride: int) -> dict:
 def windows_per_volume(inferer, stride: int, num_slices_along_view: int) -> int:
     """Windows ``inferer`` (a ``ThickSliceInferer``) decodes at ``stride`` for ``num_slices_along_view`` slices,
     padded as its ``__call__`` pads them."""
-    padded = num_slices_along_view + sum(inferer.slice_padding(num_slices_along_view))
-    return len(window_starts(padded, inferer.num_slices, stride))
+    return len(inferer.window_starts(num_slices_along_view, stride))
 
 
 def main() -> None:
