@@ -295,7 +295,7 @@ class ThickSliceInferer(Inferer):
 
     def window_starts(self, depth: int, stride: int | None = None) -> list[int]:
         """Starts, in the padded volume (:meth:`slice_padding`), of the windows run over ``depth`` slices at
-        ``stride`` (default: the inferer's): :func:`window_starts` over the padded depth."""
+        ``stride`` (default: the inferer's): :func:`~t2d_monai.utils.window_starts` over the padded depth."""
         padded = depth + sum(self.slice_padding(depth))
         return window_starts(padded, self.num_slices, self.stride if stride is None else stride)
 
