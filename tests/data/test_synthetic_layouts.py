@@ -11,11 +11,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from t2d_monai.data import find_cases, generate_case, make_split
-from t2d_monai.data import synthetic
+from t2d_monai.data import find_cases, generate_case, make_split, synthetic
 from t2d_monai.data.organ import add_organ
-from t2d_monai.data.synthetic_layouts import synth
-from t2d_monai.data.synthetic_layouts import LAYOUT_CLASSES, write_layout_dataset
+from t2d_monai.data.synthetic_layouts import LAYOUT_CLASSES, synth, write_layout_dataset
 
 SHAPE = [48, 40, 20]
 

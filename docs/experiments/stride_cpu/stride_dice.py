@@ -35,12 +35,6 @@ def at_stride(stride: int) -> dict:
     return {"stride": stride, "slab_margin": 0}
 
 
-def windows_per_volume(inferer, stride: int, num_slices_along_view: int) -> int:
-    """Windows ``inferer`` (a ``ThickSliceInferer``) decodes at ``stride`` for ``num_slices_along_view`` slices,
-    padded as its ``__call__`` pads them."""
-    return len(inferer.window_starts(num_slices_along_view, stride))
-
-
 def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     cli.add_argument("folders", nargs="+", type=Path)
@@ -58,7 +52,7 @@ def main() -> None:
             lists = predict_lists(folder, ("validation", "test"), **at_stride(stride))
             test.append(np.mean([dice(p, t) for p, t, _ in lists["test"].values()]))
             validation.append(np.mean([dice(p, t) for p, t, _ in lists["validation"].values()]))
-        windows = windows_per_volume(inferer, stride, args.slices)
+        windows = len(inferer.window_starts(args.slices, stride))  # padded as its __call__ pads them
         print(f"| {stride} | {windows} | {' '.join(f'{d:.3f}' for d in test)} | {np.mean(test):.3f} | "
               f"{' '.join(f'{d:.3f}' for d in validation)} | {np.mean(validation):.3f} |", flush=True)
 
