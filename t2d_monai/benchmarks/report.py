@@ -17,7 +17,10 @@ import torch
 from t2d_monai.benchmarks.machine import cpu_name
 from t2d_monai.utils.files import write_atomic
 
-__all__ = ["COLUMNS", "compare", "machine_description", "markdown", "plot", "plot_curves", "still_rising", "summary"]
+__all__ = [
+    "COLUMNS", "compare", "machine_description", "markdown", "plot", "plot_curves", "rising_window", "still_rising",
+    "summary",
+]
 
 _TEMPLATE = Path(__file__).resolve().parent / "templates" / "comparison.md"
 
@@ -34,15 +37,21 @@ def machine_description(device: str, threads: int) -> str:
 RISING_MARGIN = 0.01
 
 
+def rising_window(curve: list[list[float]]) -> tuple[list[float], list[float]] | None:
+    """The best ``[iteration, validation Dice]`` of a learning curve before its last 30 % of validations and the
+    best within them (the comparison :func:`still_rising` makes); None with fewer than 4 validations."""
+    if len(curve) < 4:
+        return None
+    cut = int(round(0.7 * len(curve)))
+    return max(curve[:cut], key=lambda point: float(point[1])), max(curve[cut:], key=lambda point: float(point[1]))
+
+
 def still_rising(curve: list[list[float]]) -> bool:
     """Whether a learning curve ``[[iteration, validation Dice], ...]`` was still rising at the end of training:
     its best in the last 30 % of the validations is above the best before them by more than :data:`RISING_MARGIN`
     (False with fewer than 4 validations: too short to tell)."""
-    values = [float(v) for _, v in curve]
-    if len(values) < 4:
-        return False
-    cut = int(round(0.7 * len(values)))
-    return max(values[cut:]) > max(values[:cut]) + RISING_MARGIN
+    window = rising_window(curve)
+    return window is not None and float(window[1][1]) > float(window[0][1]) + RISING_MARGIN
 
 
 def summary(name: str, label: str, per_seed: list[tuple[dict, dict, dict]], learning_rate: float | None) -> dict:

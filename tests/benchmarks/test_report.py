@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from t2d_monai.benchmarks.report import RISING_MARGIN, _target_check, still_rising
+from t2d_monai.benchmarks.report import RISING_MARGIN, _target_check, rising_window, still_rising
 
 
 @pytest.mark.parametrize(
@@ -19,6 +19,13 @@ from t2d_monai.benchmarks.report import RISING_MARGIN, _target_check, still_risi
 )
 def test_still_rising(values, rising):
     assert still_rising([[100 * (i + 1), v] for i, v in enumerate(values)]) is rising
+
+
+def test_rising_window_is_the_best_before_and_in_the_last_30_percent():
+    """10 validations: the first 7 before the window, the last 3 in it; each side's best point, the first of equals."""
+    curve = [[100 * (i + 1), v] for i, v in enumerate([0.1, 0.6, 0.5, 0.6, 0.2, 0.3, 0.4, 0.5, 0.7, 0.7])]
+    assert rising_window(curve) == ([200, 0.6], [900, 0.7])
+    assert rising_window(curve[:3]) is None
 
 
 def _row(method, dice, spread=0.01, seeds=3, rising=0, latency=1.0):

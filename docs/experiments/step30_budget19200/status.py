@@ -1,5 +1,6 @@
 """Step 30's finished trainings, one line per row and seed: learning rate, best validation Dice and its iteration,
-held-out Dice (mean over the test cases of the training's ``eval_result.json``), whether the validation curve still
+held-out Dice (mean over the test cases of the training's ``eval_result.json``), the validation curve's best before
+its last 30 % of validations and within them (:func:`t2d_monai.benchmarks.report.rising_window`), whether it still
 rose at the end (:func:`t2d_monai.benchmarks.report.still_rising`, the benchmark's criterion) and the training time.
 
 Reads one or more benchmark ``out_dir`` folders or their kept records (the JSON files are enough) and prints one
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from t2d_monai.benchmarks.report import still_rising
+from t2d_monai.benchmarks.report import rising_window, still_rising
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "step27_thickness"))
 from end_padding import seed_folders  # noqa: E402
@@ -30,9 +31,9 @@ ROWS = ["t2d_k6", "unet3d", "early_k6", "deeplab_k1", "early_k9"]
 
 
 def main(*out_dirs: str) -> None:
-    print("| row | seed | learning rate | best validation Dice (iteration) | held-out Dice | still rising at the end "
-          "| train time (s) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| row | seed | learning rate | best validation Dice (iteration) | held-out Dice "
+          "| best before the last 30 % -> in it (iteration), rise | still rising at the end | train time (s) |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in ROWS:
         for out_dir in out_dirs:
             _print_seeds(Path(out_dir), row)
@@ -48,8 +49,11 @@ def _print_seeds(out_dir: Path, row: str) -> None:
         at, best = max(curve, key=lambda point: point[1])
         cases = json.loads((folder / "eval_result.json").read_text())["cases"]
         seconds = json.loads((folder / "train_time.json").read_text())["train_time_s"]
+        window = rising_window(curve)
+        rise = "n/a" if window is None else (" -> ".join(f"{dice:.3f} ({it})" for it, dice in window)
+                                             + f", {window[1][1] - window[0][1]:+.4f}")
         print(f"| {row} | {folder.name[4:]} | {lr:g} | {best:.3f} ({at}) | "
-              f"{np.mean([c['dice'] for c in cases]):.3f} | {'yes' if still_rising(curve) else 'no'} | "
+              f"{np.mean([c['dice'] for c in cases]):.3f} | {rise} | {'yes' if still_rising(curve) else 'no'} | "
               f"{seconds:.0f} |")
 
 
