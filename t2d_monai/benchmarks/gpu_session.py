@@ -108,9 +108,10 @@ def unet3d_network(s: Session) -> torch.nn.Module:
     return s.built("unet3d", lambda: s.parsed(rec.UNET3D, "network_def", three_d=True).to(s.dev).eval())
 
 
-def unet3d_inferer(s: Session, batch: int | None) -> Any:
-    """The 3D recipe's sliding-window inferer with ``batch`` patches per network call (None: the config's own)."""
-    return s.parsed(rec.UNET3D, "validate#inferer", three_d=True, **batch_overrides(batch))
+def unet3d_inferer(s: Session, batch: int | None, **overrides: Any) -> Any:
+    """The 3D recipe's sliding-window inferer with ``batch`` patches per network call (None: the config's own) and
+    any other config ``overrides`` (e.g. ``sw_overlap``)."""
+    return s.parsed(rec.UNET3D, "validate#inferer", three_d=True, **batch_overrides(batch), **overrides)
 
 
 def latency_seconds(s: Session, name: str, **match: Any) -> list[float]:

@@ -115,6 +115,7 @@ def inferer_benchmark(
     weighting: str = "uniform",
     pad_ends: bool = False,
     sw_mode: str = "constant",
+    sw_overlap: float = 0.75,
 ) -> list[dict[str, Any]]:
     """Time the four inference schemes on one volume and write ``inferer_benchmark.md``/``.csv`` to ``out_dir``.
 
@@ -148,6 +149,8 @@ def inferer_benchmark(
             ``pad_ends``): ``2 (num_slices - 1)`` more windows.
         sw_mode: blending of the 3D sliding window, MONAI's ``constant`` (default) or ``gaussian`` (the 3D
             row's in ``baselines/patch3d.json``).
+        sw_overlap: overlap of the 3D sliding window's patches, in [0, 1): 0.75 (default) keeps the paper's stride
+            of a quarter of the patch; lower values run fewer patches (the 3D row's counterpart of ``stride``).
 
     Example (the CPU overlay's networks and aggregation at the paper's volume scale)::
 
@@ -176,8 +179,11 @@ def inferer_benchmark(
         raise ValueError(f"weighting must be 'uniform' or 'gaussian', got {weighting!r}.")
     if sw_mode not in ("constant", "gaussian"):
         raise ValueError(f"sw_mode must be 'constant' or 'gaussian' (MONAI's blend modes), got {sw_mode!r}.")
+    is_number = isinstance(sw_overlap, (int, float)) and not isinstance(sw_overlap, bool)
+    if not is_number or not 0 <= sw_overlap < 1:
+        raise ValueError(f"sw_overlap must be a number in [0, 1) (0.75: the paper's stride), got {sw_overlap!r}.")
     patch = scaled_patch(size)
-    sliding = SlidingWindowInferer(patch, sw_batch_size=batch_size, overlap=0.75, mode=sw_mode)
+    sliding = SlidingWindowInferer(patch, sw_batch_size=batch_size, overlap=float(sw_overlap), mode=sw_mode)
     aggregation = {"weighting": weighting, "pad_ends": pad_ends}  # ThickSliceInferer checks pad_ends
     thick_plain = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=False, **aggregation)
     thick_cached = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=True, **aggregation)
@@ -202,7 +208,7 @@ def inferer_benchmark(
     schemes: list[tuple[str, str, torch.nn.Module, Callable[[], torch.Tensor]]] = [
         (
             "3D sliding window",
-            f"MONAI UNet {tuple(unet_channels)}, patch {'x'.join(map(str, patch))}, overlap 0.75"
+            f"MONAI UNet {tuple(unet_channels)}, patch {'x'.join(map(str, patch))}, overlap {sw_overlap:g}"
             + ("" if sw_mode == "constant" else f", {sw_mode} blending"),
             unet,
             lambda: sliding(volume, unet),
@@ -247,7 +253,8 @@ def inferer_benchmark(
     max_diff = float((outputs["thick-slice, f1 cache"] - outputs["thick-slice, no f1 cache"]).abs().max())
     cache_speedup = rows[2]["seconds"] / rows[3]["seconds"]
     split = _forward_split(thick, thick_cached, size, batch_size, dev)
-    _write(out_dir, rows, size, patch, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup, split)
+    _write(out_dir, rows, size, (patch, float(sw_overlap)), num_slices, stride, batch_size, repeats, dev, max_diff,
+           cache_speedup, split)
     return rows
 
 
@@ -286,8 +293,9 @@ def _forward_split(
 
 
 def _write(
-    out_dir, rows, size, patch, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup, split
+    out_dir, rows, size, sliding, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup, split
 ) -> None:
+    patch, overlap = sliding
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "inferer_benchmark.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -295,7 +303,7 @@ def _write(
         writer.writerows(rows)
     import monai
 
-    stride_3d = tuple(max(1, int(p * 0.25)) for p in patch)
+    stride_3d = tuple(max(1, int(p * (1 - overlap))) for p in patch)  # MONAI's scan interval
     lines = [
         "# Inference time: thick-slice inferer against 3D sliding window and 2D slice-by-slice",
         "",
@@ -305,8 +313,9 @@ def _write(
         f"batch {batch_size} windows per forward, best of {repeats} run(s), device `{dev}` "
         f"({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}), "
         f"torch {torch.__version__}, MONAI {monai.__version__}. "
-        f"3D patch {'x'.join(map(str, patch))} with stride {'/'.join(map(str, stride_3d))} "
-        f"(the paper's 128x128x64 / 32x32x16 on 512x512x394, scaled per axis); "
+        f"3D patch {'x'.join(map(str, patch))} with stride {'/'.join(map(str, stride_3d))} ("
+        + ("" if overlap == 0.75 else f"overlap {overlap:g}; at overlap 0.75, ")
+        + "the paper's 128x128x64 / 32x32x16 on 512x512x394, scaled per axis); "
         f"thick-slice windows of {num_slices} slices at stride {stride}.",
         "",
         "| method | network | parameters (M) | seconds | time / 3D sliding window |",

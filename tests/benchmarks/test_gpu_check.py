@@ -11,7 +11,7 @@ import torch
 
 from t2d_monai.benchmarks import gpu_check as gc_module
 from t2d_monai.benchmarks.gpu_check import TOLERANCES, gpu_check
-from t2d_monai.benchmarks.gpu_latency import STRIDE_ROW, window_strides
+from t2d_monai.benchmarks.gpu_latency import OVERLAP_ROW, PATCH_OVERLAPS, STRIDE_ROW, window_strides
 from t2d_monai.benchmarks.gpu_recipes import TINY
 from t2d_monai.benchmarks.gpu_report import (
     COMPILE,
@@ -103,19 +103,37 @@ def test_tiny_window_batches_and_stages(tiny_run):
 
 
 def test_tiny_window_stride_rows(tiny_run):
-    """Strides 3, 5 and k (6 in tiny mode) at the fastest single-view setting, after every other latency row."""
+    """Strides 3, 5 and k (6 in tiny mode) at the fastest single-view setting, after every other latency row but the
+    3D patch overlaps."""
     _, rows = tiny_run
     strided = _find(rows, LATENCY, STRIDE_ROW)
     assert [r["network"].rsplit("window stride ", 1)[1] for r in strided] == ["3", "5", "6"] == \
         [str(s) for s in window_strides(TINY.overrides_2d["num_slices"])]
     latency_rows = [r for r in rows if r["section"] == LATENCY]
-    assert latency_rows[-3:] == strided
+    assert latency_rows[-5:-2] == strided
     grid = [r for r in _find(rows, LATENCY, "T2D single view") if r["status"] == "ok"]
     fastest = min(grid, key=lambda r: r["seconds"])
     for row in strided:
         assert row["status"] == "ok" and row["seconds"] > 0 and "not counted in the targets" in row["note"]
         assert (row["precision"], row["cache_f1"], row["channels_last"], row["windows_per_call"]) == \
             (fastest["precision"], fastest["cache_f1"], fastest["channels_last"], fastest["windows_per_call"])
+
+
+def test_tiny_patch_overlap_rows(tiny_run):
+    """The 3D U-Net at overlaps 0.5 and 0.25 (MONAI's scan interval: half and three quarters of the patch), at its
+    fastest setting, last; its patches per call and precision are that row's."""
+    _, rows = tiny_run
+    overlapped = _find(rows, LATENCY, OVERLAP_ROW)
+    assert [r for r in rows if r["section"] == LATENCY][-2:] == overlapped
+    fastest = min((r for r in _find(rows, LATENCY, "3D sliding window") if r["status"] == "ok"),
+                  key=lambda r: r["seconds"])
+    patch = [int(p) for p in fastest["network"].split(", patch ")[1].split(",")[0].split("x")]
+    for row, overlap in zip(overlapped, PATCH_OVERLAPS, strict=True):
+        assert row["status"] == "ok" and row["seconds"] > 0 and row["time_vs_3d"] > 0
+        assert "not counted in the targets" in row["note"] and f"overlap {overlap:g} instead of" in row["note"]
+        assert (row["precision"], row["windows_per_call"]) == (fastest["precision"], fastest["windows_per_call"])
+        stride = [max(1, int(p * (1 - overlap))) for p in patch]
+        assert row["network"].endswith(f"stride {'/'.join(map(str, stride))}")
 
 
 def test_window_strides_fit_the_window():
@@ -246,6 +264,8 @@ def test_targets_verdicts_and_distances():
     assert ratio["measured"] == "0.133" and ratio["verdict"] == "missed (by 0.0333)"  # fastest of each: 0.8 / 6
     faster_output = _latency_row(STRIDE_ROW, 0.1, "bfloat16", layout="on")  # another output: not a T2D time
     assert next(t for t in targets(rows + [faster_output]) if "3D U-Net" in t["target"]) == ratio
+    cheaper_3d = _latency_row(OVERLAP_ROW, 0.5, "float16", cache="", layout="")  # another output: not a 3D time
+    assert next(t for t in targets(rows + [cheaper_3d]) if "3D U-Net" in t["target"]) == ratio
     ssa = next(t for t in targets(rows) if t["target"].startswith("SSA"))
     assert ssa["verdict"].startswith("missed (float16: worst at 2.00x")
     cache = next(t for t in targets(rows) if t["target"].startswith("cached"))

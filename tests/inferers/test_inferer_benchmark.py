@@ -73,11 +73,29 @@ def test_aggregation_options(tmp_path, stand_in_esm):
     assert plain[3]["network"].endswith("stride 1") and plain[0]["network"].endswith("overlap 0.75")
 
 
+def test_sw_overlap(tmp_path, stand_in_esm):
+    """A lower 3D overlap reaches the sliding window: its label, and the page's stride (MONAI's scan interval)."""
+    def factory(num_slices, fusion, attention, backbone):
+        return stand_in_esm(num_slices=num_slices, group_size=min(3, num_slices))
+
+    args = dict(size=(32, 32, 16), num_slices=5, batch_size=2, network_factory=factory, unet_channels=(4, 8))
+    assert scaled_patch(args["size"]) == (8, 8, 8)
+    paper = inferer_benchmark(out_dir=str(tmp_path / "paper"), **args)
+    half = inferer_benchmark(out_dir=str(tmp_path / "half"), sw_overlap=0.5, **args)
+    assert paper[0]["network"].endswith("overlap 0.75") and half[0]["network"].endswith("overlap 0.5")
+    pages = {name: (tmp_path / name / "inferer_benchmark.md").read_text() for name in ("paper", "half")}
+    assert "with stride 2/2/2 (the paper's 128x128x64 / 32x32x16" in pages["paper"]
+    assert "with stride 4/4/4 (overlap 0.5; at overlap 0.75, the paper's" in pages["half"]
+
+
 def test_ill_arg(tmp_path):
     with pytest.raises(ValueError, match="weighting"):
         inferer_benchmark(out_dir=str(tmp_path), size=(8, 8, 8), weighting="triangle")
     with pytest.raises(ValueError, match="sw_mode"):
         inferer_benchmark(out_dir=str(tmp_path), size=(8, 8, 8), sw_mode="linear")
+    for overlap in (1.0, -0.1, True, "0.5"):
+        with pytest.raises(ValueError, match="sw_overlap"):
+            inferer_benchmark(out_dir=str(tmp_path), size=(8, 8, 8), sw_overlap=overlap)
     with pytest.raises(ValueError, match="pad_ends"):
         inferer_benchmark(out_dir=str(tmp_path), size=(8, 8, 8), pad_ends="yes")
     with pytest.raises(ValueError, match="decoder"):
