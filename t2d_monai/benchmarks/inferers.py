@@ -253,8 +253,8 @@ def inferer_benchmark(
     max_diff = float((outputs["thick-slice, f1 cache"] - outputs["thick-slice, no f1 cache"]).abs().max())
     cache_speedup = rows[2]["seconds"] / rows[3]["seconds"]
     split = _forward_split(thick, thick_cached, size, batch_size, dev)
-    _write(out_dir, rows, size, (patch, float(sw_overlap)), num_slices, stride, batch_size, repeats, dev, max_diff,
-           cache_speedup, split)
+    _write(out_dir, rows, size, patch, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup, split,
+           float(sw_overlap))
     return rows
 
 
@@ -293,9 +293,8 @@ def _forward_split(
 
 
 def _write(
-    out_dir, rows, size, sliding, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup, split
+    out_dir, rows, size, patch, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup, split, overlap
 ) -> None:
-    patch, overlap = sliding
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "inferer_benchmark.csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
