@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from monai.utils import ensure_tuple_rep
 
 from t2d_monai.benchmarks import gpu_recipes as rec
 from t2d_monai.benchmarks.gpu_report import LATENCY
+from t2d_monai.benchmarks.inferers import scan_interval
 from t2d_monai.benchmarks.gpu_session import (
     PRECISIONS,
     Session,
@@ -68,8 +68,7 @@ def latency(s: Session, volume: torch.Tensor, unsupported: dict[str, str]) -> No
         def work(r: dict) -> None:
             net = unet3d_network(s)
             inferer = unet3d_inferer(s, batch, **({} if overlap is None else {"sw_overlap": overlap}))
-            overlaps = ensure_tuple_rep(inferer.overlap, len(inferer.roi_size))
-            stride = [max(1, int(size * (1 - o))) for size, o in zip(inferer.roi_size, overlaps)]  # MONAI's interval
+            stride = scan_interval(inferer.roi_size, inferer.overlap)
             r["network"] += f", patch {'x'.join(map(str, inferer.roi_size))}, stride {'/'.join(map(str, stride))}"
             s.timed(r, infer_call(s, inferer, net, volume, precision), reserve)
         if overlap is None:

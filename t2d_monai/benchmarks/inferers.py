@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
+from monai.utils import ensure_tuple_rep
 
 if TYPE_CHECKING:
     from t2d_monai.inferers import ThickSliceInferer
@@ -40,6 +41,7 @@ __all__ = [
     "PAPER_TEST_CASE",
     "inferer_benchmark",
     "scaled_patch",
+    "scan_interval",
     "t2dnet_factory",
 ]
 
@@ -47,6 +49,18 @@ __all__ = [
 PAPER_3D_PATCH = (128, 128, 64)
 PAPER_3D_STRIDE = (32, 32, 16)
 PAPER_TEST_CASE = (512, 512, 394)
+
+
+def scan_interval(
+    roi_size: Sequence[int], overlap: float | Sequence[float], image_size: Sequence[int] | None = None
+) -> tuple[int, ...]:
+    """MONAI ``SlidingWindowInferer``'s step between patches per axis: ``int(roi * (1 - overlap))``, at least 1, and
+    the whole axis where the patch spans it (``roi == image``, when ``image_size`` is given)."""
+    overlaps = ensure_tuple_rep(overlap, len(roi_size))
+    return tuple(
+        int(r) if image_size is not None and r == image_size[i] else max(1, int(r * (1 - o)))
+        for i, (r, o) in enumerate(zip(roi_size, overlaps))
+    )
 
 
 def scaled_patch(size: Sequence[int], multiple: int = 8) -> tuple[int, ...]:
@@ -302,7 +316,7 @@ def _write(
         writer.writerows(rows)
     import monai
 
-    stride_3d = tuple(max(1, int(p * (1 - overlap))) for p in patch)  # MONAI's scan interval
+    stride_3d = scan_interval(patch, overlap)
     lines = [
         "# Inference time: thick-slice inferer against 3D sliding window and 2D slice-by-slice",
         "",

@@ -4,13 +4,25 @@ import csv
 
 import pytest
 
-from t2d_monai.benchmarks.inferers import inferer_benchmark, scaled_patch
+from t2d_monai.benchmarks.inferers import inferer_benchmark, scaled_patch, scan_interval
 
 
 def test_scaled_patch_matches_the_paper():
     assert scaled_patch((512, 512, 394)) == (128, 128, 64)
     assert scaled_patch((256, 256, 96)) == (64, 64, 16)
     assert scaled_patch((20, 20, 6)) == (8, 8, 6)
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5, 0.75, 0.99, (0.5, 0.75, 0.25)])
+def test_scan_interval_is_monais(overlap):
+    """The step between patches that MONAI's sliding window takes (its private helper, compared as the reference)."""
+    from monai.inferers.utils import _get_scan_interval
+    from monai.utils import ensure_tuple_rep
+
+    for image, roi in (((128, 128, 64), (32, 32, 32)), ((512, 512, 394), (128, 128, 64)), ((40, 32, 20), (40, 8, 8))):
+        expected = _get_scan_interval(image, roi, 3, ensure_tuple_rep(overlap, 3))
+        assert scan_interval(roi, overlap, image) == expected
+    assert scan_interval((128, 128, 64), 0.75) == (32, 32, 16)  # the paper's stride
 
 
 def test_runs_with_a_stand_in_and_writes_results(tmp_path, stand_in_esm):

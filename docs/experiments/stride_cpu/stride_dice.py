@@ -32,6 +32,7 @@ import numpy as np
 from monai.data.utils import dense_patch_slices
 
 from t2d_monai.benchmarks.evaluation import measure_latency
+from t2d_monai.benchmarks.inferers import scan_interval
 from t2d_monai.benchmarks.runner import MethodRun
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demo_recipe"))
@@ -54,10 +55,10 @@ def at_overlap(overlap: float) -> dict:
 
 
 def patches_per_volume(size: tuple[int, ...], patch: tuple[int, ...], overlap: float) -> int:
-    """Patches MONAI's ``SlidingWindowInferer`` runs over a volume of ``size`` (its scan interval per axis:
-    ``int(patch * (1 - overlap))``, at least 1, the whole axis where the patch covers it)."""
-    interval = [max(1, int(p * (1 - overlap))) if p < s else s for s, p in zip(size, patch)]
-    return len(dense_patch_slices(size, [min(s, p) for s, p in zip(size, patch)], interval))
+    """Patches MONAI's ``SlidingWindowInferer`` runs over a volume of ``size`` (a patch larger than an axis spans
+    it once, as MONAI pads the volume to the patch)."""
+    roi = [min(s, p) for s, p in zip(size, patch)]
+    return len(dense_patch_slices(size, roi, scan_interval(roi, overlap, size)))
 
 
 def timed_run(folder: Path, setting: dict) -> MethodRun:
