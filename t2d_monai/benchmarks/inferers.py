@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from t2d_monai.inferers import ThickSliceInferer
 
 __all__ = [
+    "PAPER_3D_OVERLAP",
     "PAPER_3D_PATCH",
     "PAPER_3D_STRIDE",
     "PAPER_TEST_CASE",
@@ -47,7 +48,8 @@ __all__ = [
 
 #: the paper's 3D setting (section 4.2.3) and its latency test case (Table 1).
 PAPER_3D_PATCH = (128, 128, 64)
-PAPER_3D_STRIDE = (32, 32, 16)
+#: MONAI ``SlidingWindowInferer``'s overlap that gives the paper's stride of a quarter of the patch
+PAPER_3D_OVERLAP = 0.75
 PAPER_TEST_CASE = (512, 512, 394)
 
 
@@ -61,6 +63,10 @@ def scan_interval(
         int(r) if image_size is not None and r == image_size[i] else max(1, int(r * (1 - o)))
         for i, (r, o) in enumerate(zip(roi_size, overlaps))
     )
+
+
+#: the paper's 3D stride, 32/32/16
+PAPER_3D_STRIDE = scan_interval(PAPER_3D_PATCH, PAPER_3D_OVERLAP)
 
 
 def scaled_patch(size: Sequence[int], multiple: int = 8) -> tuple[int, ...]:
@@ -129,7 +135,7 @@ def inferer_benchmark(
     weighting: str = "uniform",
     pad_ends: bool = False,
     sw_mode: str = "constant",
-    sw_overlap: float = 0.75,
+    sw_overlap: float = PAPER_3D_OVERLAP,
 ) -> list[dict[str, Any]]:
     """Time the four inference schemes on one volume and write ``inferer_benchmark.md``/``.csv`` to ``out_dir``.
 
@@ -195,7 +201,8 @@ def inferer_benchmark(
         raise ValueError(f"sw_mode must be 'constant' or 'gaussian' (MONAI's blend modes), got {sw_mode!r}.")
     is_number = isinstance(sw_overlap, (int, float)) and not isinstance(sw_overlap, bool)
     if not is_number or not 0 <= sw_overlap < 1:
-        raise ValueError(f"sw_overlap must be a number in [0, 1) (0.75: the paper's stride), got {sw_overlap!r}.")
+        raise ValueError(f"sw_overlap must be a number in [0, 1) ({PAPER_3D_OVERLAP}: the paper's stride), "
+                         f"got {sw_overlap!r}.")
     patch = scaled_patch(size)
     sliding = SlidingWindowInferer(patch, sw_batch_size=batch_size, overlap=float(sw_overlap), mode=sw_mode)
     aggregation = {"weighting": weighting, "pad_ends": pad_ends}  # ThickSliceInferer checks pad_ends
@@ -327,8 +334,9 @@ def _write(
         f"({torch.get_num_threads()} threads, {platform.processor() or platform.machine()}), "
         f"torch {torch.__version__}, MONAI {monai.__version__}. "
         f"3D patch {'x'.join(map(str, patch))} with stride {'/'.join(map(str, stride_3d))} ("
-        + ("" if overlap == 0.75 else f"overlap {overlap:g}; at overlap 0.75, ")
-        + "the paper's 128x128x64 / 32x32x16 on 512x512x394, scaled per axis); "
+        + ("" if overlap == PAPER_3D_OVERLAP else f"overlap {overlap:g}; at overlap {PAPER_3D_OVERLAP:g}, ")
+        + f"the paper's {'x'.join(map(str, PAPER_3D_PATCH))} / {'x'.join(map(str, PAPER_3D_STRIDE))} on "
+        f"{'x'.join(map(str, PAPER_TEST_CASE))}, scaled per axis); "
         f"thick-slice windows of {num_slices} slices at stride {stride}.",
         "",
         "| method | network | parameters (M) | seconds | time / 3D sliding window |",
