@@ -28,8 +28,8 @@ def read_table(path: Path) -> list[dict]:
     """The rows of one ``stride_dice.py --time`` table: setting, held-out Dice per seed, seconds per case (mean)."""
     lines = [line.strip().strip("|").split("|") for line in path.read_text().splitlines() if line.startswith("|")]
     header = [h.strip() for h in lines[0]]
-    seeds, seconds = header.index("held-out Dice per seed"), header.index("mean", header.index("seconds per held-out "
-                                                                                          "case per seed"))
+    seeds = header.index("held-out Dice per seed")
+    seconds = header.index("mean", header.index("seconds per held-out case per seed"))  # the mean after the seeds
     return [{"setting": float(cells[0]), "dice": [float(d) for d in cells[seeds].split()],
              "seconds": float(cells[seconds])} for cells in lines[2:]]
 
