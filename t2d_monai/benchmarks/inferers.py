@@ -203,8 +203,9 @@ def inferer_benchmark(
     if not is_number or not 0 <= sw_overlap < 1:
         raise ValueError(f"sw_overlap must be a number in [0, 1) ({PAPER_3D_OVERLAP}: the paper's stride), "
                          f"got {sw_overlap!r}.")
+    sw_overlap = float(sw_overlap)
     patch = scaled_patch(size)
-    sliding = SlidingWindowInferer(patch, sw_batch_size=batch_size, overlap=float(sw_overlap), mode=sw_mode)
+    sliding = SlidingWindowInferer(patch, sw_batch_size=batch_size, overlap=sw_overlap, mode=sw_mode)
     aggregation = {"weighting": weighting, "pad_ends": pad_ends}  # ThickSliceInferer checks pad_ends
     thick_plain = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=False, **aggregation)
     thick_cached = ThickSliceInferer(num_slices, stride, batch_size, cache_f1=True, **aggregation)
@@ -275,7 +276,7 @@ def inferer_benchmark(
     cache_speedup = rows[2]["seconds"] / rows[3]["seconds"]
     split = _forward_split(thick, thick_cached, size, batch_size, dev)
     _write(out_dir, rows, size, patch, num_slices, stride, batch_size, repeats, dev, max_diff, cache_speedup, split,
-           float(sw_overlap))
+           sw_overlap)
     return rows
 
 

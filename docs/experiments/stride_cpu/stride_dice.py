@@ -61,10 +61,11 @@ def patches_per_volume(size: tuple[int, ...], patch: tuple[int, ...], overlap: f
     return len(dense_patch_slices(size, roi, scan_interval(roi, overlap, size)))
 
 
-def timed_run(folder: Path, setting: dict) -> MethodRun:
-    """The run in ``folder`` as the benchmark built it, with ``setting`` on top of its recorded overrides."""
+def recorded_run(folder: Path, setting: dict | None = None) -> MethodRun:
+    """The run in ``folder`` as the benchmark built it (its ``train_result.json``), with ``setting`` on top of its
+    recorded overrides."""
     run = method_run(folder, json.loads((folder / "train_result.json").read_text()))
-    run.overrides.update(setting)
+    run.overrides.update(setting or {})
     return run
 
 
@@ -77,7 +78,7 @@ def main() -> None:
     cli.add_argument("--size", default="128,128,64", help="volume size for a 3D row's patch count")
     cli.add_argument("--time", action="store_true", help="also time each setting (idle machine)")
     args = cli.parse_args()
-    kinds = {method_run(f, json.loads((f / "train_result.json").read_text())).method.kind for f in args.folders}
+    kinds = {recorded_run(f).method.kind for f in args.folders}
     if len(kinds) != 1:
         raise SystemExit(f"the folders mix 2D and 3D rows ({sorted(kinds)}); give the seed folders of one row.")
     three_d = kinds == {"3d"}
@@ -102,7 +103,7 @@ def main() -> None:
             test.append(np.mean([dice(p, t) for p, t, _ in lists["test"].values()]))
             validation.append(np.mean([dice(p, t) for p, t, _ in lists["validation"].values()]))
             if args.time:
-                run = timed_run(folder, overrides(value))
+                run = recorded_run(folder, overrides(value))
                 timed = measure_latency(run, run.parser(run.train_files).get_parsed_content("datasplit")["test"])
                 if not timed["trained_weights"]:
                     raise SystemExit(f"{folder} has no trained model (models/model.pt).")
