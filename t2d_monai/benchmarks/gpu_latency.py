@@ -11,7 +11,6 @@ import torch
 
 from t2d_monai.benchmarks import gpu_recipes as rec
 from t2d_monai.benchmarks.gpu_report import LATENCY
-from t2d_monai.benchmarks.inferers import scan_interval
 from t2d_monai.benchmarks.gpu_session import (
     PRECISIONS,
     Session,
@@ -26,6 +25,7 @@ from t2d_monai.benchmarks.gpu_session import (
     unet3d_inferer,
     unet3d_network,
 )
+from t2d_monai.benchmarks.inferers import scan_interval
 
 __all__ = ["OVERLAP_ROW", "PATCH_OVERLAPS", "PREVIOUS_INFERENCE", "STRIDE_ROW", "WINDOW_BATCHES", "latency",
            "window_strides"]
